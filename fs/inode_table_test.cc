@@ -1,0 +1,46 @@
+#include "fs/inode_table.h"
+
+#include <gtest/gtest.h>
+
+namespace s3cachefs::fs {
+namespace {
+
+cache::NodeAttr File(uint64_t size) {
+  cache::NodeAttr a;
+  a.type = cache::NodeType::kFile;
+  a.size = size;
+  return a;
+}
+
+TEST(InodeTable, SamePathSameNumberUntilForgotten) {
+  InodeTable t;
+  const Ino a = t.Acquire("a/b", File(1)).ino;
+  EXPECT_NE(a, kRootIno);
+  EXPECT_EQ(t.Acquire("a/b", File(2)).ino, a);
+  EXPECT_EQ(t.Get(a)->attr.size, 2u);
+  t.Forget(a, 1);
+  EXPECT_TRUE(t.Get(a).has_value());  // one reference left
+  t.Forget(a, 1);
+  EXPECT_FALSE(t.Get(a).has_value());
+  // Numbers are never reused within a mount.
+  EXPECT_GT(t.Acquire("a/b", File(1)).ino, a);
+}
+
+TEST(InodeTable, RootIsNeverForgotten) {
+  InodeTable t;
+  t.Forget(kRootIno, 100);
+  ASSERT_TRUE(t.Get(kRootIno).has_value());
+  EXPECT_EQ(t.Get(kRootIno)->path, "");
+  EXPECT_EQ(t.Get(kRootIno)->attr.type, cache::NodeType::kDirectory);
+}
+
+TEST(InodeTable, OpenedEtagTracksContent) {
+  InodeTable t;
+  const Ino a = t.Acquire("f", File(1)).ino;
+  EXPECT_EQ(t.SwapOpenedEtag(a, "\"e1\""), "");
+  EXPECT_EQ(t.SwapOpenedEtag(a, "\"e1\""), "\"e1\"");
+  EXPECT_EQ(t.SwapOpenedEtag(a, "\"e2\""), "\"e1\"");
+}
+
+}  // namespace
+}  // namespace s3cachefs::fs

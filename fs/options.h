@@ -1,0 +1,71 @@
+// Command line and mount options of the s3cachefs binary:
+//
+//   s3cachefs BUCKET[:PREFIX] MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s] [-h] [-V]
+//
+// Our own -o options are taken out; the rest (allow_other, ro, fsname=, ...) are handed to FUSE.
+// Options that only mean something to mount(8) or fstab (_netdev, nofail, noauto, defaults,
+// x-systemd.*, comment=) are dropped, so the same line works from mount -t fuse.s3cachefs and
+// /etc/fstab.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "s3/config.h"
+#include "s3/status.h"
+
+namespace s3cachefs::fs {
+
+struct MountOptions {
+  std::string bucket;
+  std::string prefix;  // "" or ending in '/'
+  std::string mountpoint;
+
+  // S3
+  s3::ConfigOverrides s3;
+
+  // Cache
+  std::string cache_dir;  // default: $XDG_CACHE_HOME/s3cachefs or /var/cache/s3cachefs (root)
+  std::chrono::seconds revalidate{30};
+  std::chrono::milliseconds stat_ttl{std::chrono::seconds(5)};
+  std::chrono::milliseconds dir_ttl{std::chrono::seconds(30)};
+  std::chrono::milliseconds negative_ttl{std::chrono::seconds(5)};
+
+  // Ownership and permissions of everything in the mount.
+  uid_t uid = 0;
+  gid_t gid = 0;
+  mode_t umask = 022;
+  bool read_only = false;
+
+  // Process
+  bool foreground = false;
+  bool debug = false;
+  bool single_thread = false;
+  std::string log_file;
+  unsigned max_threads = 64;
+
+  bool show_help = false;
+  bool show_version = false;
+
+  // Arguments for fuse_session_new(): argv[0] and "-o" with the options FUSE should see.
+  std::vector<std::string> fuse_args;
+};
+
+// Parses argv. Errors name the offending argument ("unknown option revalidat=5",
+// "revalidate must be a number of seconds").
+Result<MountOptions> ParseMountOptions(int argc, const char* const* argv);
+
+// The text printed by -h.
+std::string UsageText(const std::string& program);
+
+// Parses "10", "10s", "5m", "2h", "1d" into seconds.
+Result<std::chrono::seconds> ParseDuration(const std::string& text);
+// Parses "512", "10K", "50M", "2G", "1T" (powers of 1024) into bytes.
+Result<uint64_t> ParseSize(const std::string& text);
+
+}  // namespace s3cachefs::fs

@@ -1,0 +1,81 @@
+#include "fs/options.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace s3cachefs::fs {
+namespace {
+
+Result<MountOptions> Parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "s3cachefs");
+  return ParseMountOptions(static_cast<int>(args.size()), args.data());
+}
+
+TEST(MountOptions, BucketPrefixAndMountpoint) {
+  Result<MountOptions> o = Parse({"bucket:some/prefix/", "/mnt/x"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->bucket, "bucket");
+  EXPECT_EQ(o->prefix, "some/prefix/");
+  EXPECT_EQ(o->mountpoint, "/mnt/x");
+  EXPECT_FALSE(o->foreground);
+}
+
+TEST(MountOptions, OwnOptionsAreTakenOutAndTheRestPassedToFuse) {
+  Result<MountOptions> o =
+      Parse({"b", "/m", "-o", "endpoint=http://127.0.0.1:9,region=eu-west-1,allow_other",
+             "-oro,revalidate=5m,uid=7,gid=8,umask=027,_netdev,nofail,x-systemd.automount",
+             "-f"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->s3.endpoint.value(), "http://127.0.0.1:9");
+  EXPECT_EQ(o->s3.region.value(), "eu-west-1");
+  EXPECT_EQ(o->revalidate.count(), 300);
+  EXPECT_EQ(o->uid, 7u);
+  EXPECT_EQ(o->gid, 8u);
+  EXPECT_EQ(o->umask, 027u);
+  EXPECT_TRUE(o->read_only);
+  EXPECT_TRUE(o->foreground);
+  ASSERT_EQ(o->fuse_args.size(), 3u);
+  EXPECT_EQ(o->fuse_args[1], "-o");
+  EXPECT_EQ(o->fuse_args[2], "allow_other,ro,fsname=b,subtype=s3cachefs,default_permissions");
+}
+
+TEST(MountOptions, ErrorsNameTheArgument) {
+  Result<MountOptions> o = Parse({"b", "/m", "-o", "revalidate=soon"});
+  ASSERT_FALSE(o.ok());
+  EXPECT_NE(o.status().message().find("revalidate"), std::string::npos);
+  EXPECT_FALSE(Parse({"b"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "--bogus"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "cache_dir=relative"}).ok());
+  EXPECT_FALSE(Parse({":prefix", "/m"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "umask=999"}).ok());
+}
+
+TEST(MountOptions, HelpNeedsNoPositionals) {
+  Result<MountOptions> o = Parse({"-h"});
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(o->show_help);
+}
+
+TEST(ParseDuration, Units) {
+  EXPECT_EQ(ParseDuration("30")->count(), 30);
+  EXPECT_EQ(ParseDuration("30s")->count(), 30);
+  EXPECT_EQ(ParseDuration("2m")->count(), 120);
+  EXPECT_EQ(ParseDuration("1h")->count(), 3600);
+  EXPECT_EQ(ParseDuration("1d")->count(), 86400);
+  EXPECT_FALSE(ParseDuration("1w").ok());
+  EXPECT_FALSE(ParseDuration("").ok());
+}
+
+TEST(ParseSize, Suffixes) {
+  EXPECT_EQ(*ParseSize("512"), 512u);
+  EXPECT_EQ(*ParseSize("10K"), 10u << 10);
+  EXPECT_EQ(*ParseSize("50M"), 50u << 20);
+  EXPECT_EQ(*ParseSize("2G"), 2ull << 30);
+  EXPECT_EQ(*ParseSize("1T"), 1ull << 40);
+  EXPECT_EQ(*ParseSize("5MB"), 5u << 20);
+  EXPECT_FALSE(ParseSize("5X").ok());
+}
+
+}  // namespace
+}  // namespace s3cachefs::fs
