@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A seeded tree (nested dirs, marker-only dirs, dirs implied by deep keys, 0- and 1-byte files,
-# a 100 MiB file, odd names, keys that cannot be paths) reads back byte-identical through the
+# a 100 MiB file, odd names, a file/directory conflict) reads back byte-identical through the
 # mount with find, cat | sha256sum, cp -r, grep -r and tar.
 source "$(dirname "$0")/lib.sh" "$1"
 start_server
@@ -21,13 +21,11 @@ head -c $((100 << 20)) /dev/urandom > "$SRC/big.bin"
 for i in $(seq 1 30); do echo "file $i needle" > "$SRC/a/b/n$i.txt"; done
 
 awsq s3 cp --recursive --quiet "$SRC" s3://tree/
-# A marker-only directory, and keys that cannot be paths.
+# A marker-only directory. (Keys that cannot be paths, such as "a//b" or "a/../b", are covered
+# by the unit tests against the fake: s3rver itself cannot store them.)
 awsq s3api put-object --bucket tree --key "marker-only/" >/dev/null
 mkdir -p "$SRC/marker-only"
 printf 'x' > "$E2E_TMP/x"
-for bad in "bad//double" "dots/../escape" "dots/./here"; do
-  awsq s3api put-object --bucket tree --key "$bad" --body "$E2E_TMP/x" >/dev/null
-done
 # "a/hello.txt/inner" makes a/hello.txt also a directory: the directory wins.
 awsq s3api put-object --bucket tree --key "conflict" --body "$E2E_TMP/x" >/dev/null
 awsq s3api put-object --bucket tree --key "conflict/inner" --body "$E2E_TMP/x" >/dev/null
@@ -59,8 +57,6 @@ check_eq "tar c lists the tree" "$(tar c -C "$SRC" . | tar t | sort)" "$(tar c -
 mkdir "$E2E_TMP/untar" && tar c -C "$MNT" . | tar x -C "$E2E_TMP/untar"
 check "tar round trip equals the source" diff -r "$SRC" "$E2E_TMP/untar"
 
-check "keys that cannot be paths are logged" grep -q "bad//double" "$E2E_TMP/m.log"
 check "the conflicting file is logged" grep -q "conflict" "$E2E_TMP/m.log"
-check "nothing escapes the mount" test ! -e "$E2E_TMP/escape"
 unmount_fs "$MNT" "$MNT_PID"
 log "PASS"
