@@ -9,7 +9,10 @@
 //
 // Directory listings are cached for dir_ttl, so lookups, readdir and stat of many files cost one
 // LIST per directory, not a HEAD per file. Names known to be absent are cached for negative_ttl.
-// Thread-safe.
+// Concurrent requests for one uncached directory share one LIST; LISTs of different directories
+// run in parallel. Thread-safe.
+//
+// The rules mapping keys to entries are in cache/namespace_listing.h.
 #pragma once
 
 #include <atomic>
@@ -39,9 +42,9 @@ enum class NodeType { kFile, kDirectory };
 
 struct NodeAttr {
   NodeType type = NodeType::kFile;
-  uint64_t size = 0;       // 0 for directories
-  time_t mtime = 0;        // Last-Modified for files; 0 for directories without a marker
-  std::string etag;        // files only
+  uint64_t size = 0;  // 0 for directories
+  time_t mtime = 0;   // Last-Modified for files; 0 for directories without a marker
+  std::string etag;   // files only
   // When the LIST that produced this was answered: lets the object cache count a listing
   // that shows an unchanged ETag as a revalidation. Epoch (zero) when not from a listing.
   std::chrono::system_clock::time_point listed_at;
@@ -75,21 +78,30 @@ class Namespace {
   std::string FileKey(const std::string& path) const;
   std::string DirPrefix(const std::string& path) const;
 
-  // Attributes of path. ENOENT if absent (cached for negative_ttl), ENOTDIR if a parent is a
-  // file. Answers from the parent's cached listing while it is fresh; otherwise lists the
-  // parent directory (one LIST, paged) and caches it.
+  // Attributes of path ("" is the root, always a directory). ENOENT if absent (cached for
+  // negative_ttl), ENOTDIR if a parent is a file, EINVAL/ENAMETOOLONG for a path that no valid
+  // key can name, or the LIST's error. Answers from the parent's cached listing while it is
+  // fresh; otherwise lists the parent directory (one LIST, paged) and caches it. A directory's
+  // mtime is its marker's Last-Modified once a listing has shown the marker, else 0.
   Result<NodeAttr> Lookup(const std::string& path);
 
-  // The entries of directory path, sorted by name, without "." and "..". ENOENT if it does not
-  // exist, ENOTDIR if it is a file. Served from the cache while fresh.
+  // The entries of directory path, sorted by name (bytewise), without "." and "..". ENOENT if it
+  // does not exist, ENOTDIR if it or a parent is a file, or the LIST's error (never cached).
+  // Served from the cache while fresh. A directory its parent lists may turn out empty.
   Result<std::vector<DirEntry>> List(const std::string& path);
 
   // Warms the listings of every directory under path with one flat (recursive) LIST, so that a
-  // following walk (find, ls -lR) needs no further requests while they are fresh.
+  // following walk (find, ls -lR) needs no further requests while they are fresh. The entries
+  // are the ones List would give. Past config.prefetch_max_keys keys it stops and returns OK,
+  // caching nothing (the walk then lists per directory). ENOENT/ENOTDIR as for List.
   Status Prefetch(const std::string& path);
 
-  // Local changes made through the mount: update the cached listings in place so the change is
-  // visible at once without waiting for the TTL (creating a file, a mkdir, a delete).
+  // Local changes made through the mount, called after S3 accepted them: update the cached
+  // listings in place so the change is visible at once without waiting for the TTL (creating
+  // a file, a mkdir, a delete). NoteFile adds or replaces the entry; NoteDirectory also caches
+  // an empty listing for the new directory (mtime: now); NoteRemoved drops the entry and the
+  // cached listings at and below path and caches path as absent. A LIST in flight meanwhile
+  // gets the change replayed on its result. Invalid paths are ignored.
   void NoteFile(const std::string& path, const NodeAttr& attr);
   void NoteDirectory(const std::string& path);
   void NoteRemoved(const std::string& path);
@@ -97,7 +109,7 @@ class Namespace {
   // Drops the cached listing of directory path (and the negative entries below it).
   void Invalidate(const std::string& path);
 
-  // Requests sent, for tests and stats.
+  // ListObjectsV2 requests sent (pages), for tests and stats.
   uint64_t list_requests() const;
 
  private:
@@ -140,7 +152,9 @@ class Namespace {
 
   // Lock order: mu_ before log_mu_ is never needed (logging happens outside mu_); neither is
   // held across a call to client_ or log_.
-  mutable std::mutex mu_;  // guards every field up to log_mu_
+  // guards flight_done_'s waits, listings_, negative_, dir_mtime_, flights_, prefetches_,
+  // changes_, sweep_at_
+  mutable std::mutex mu_;
   std::condition_variable flight_done_;  // signalled under mu_ when a Flight completes
   // Cached listings by directory path. Shared with readers that copy them outside mu_; a writer
   // clones one that a reader still holds (copy-on-write), see MutableListingLocked.
@@ -154,6 +168,8 @@ class Namespace {
   // noted meanwhile are recorded in them and replayed on their result.
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
   std::vector<std::shared_ptr<Flight>> prefetches_;
+  // Note*/Invalidate calls so far: a LIST's "absent" is not cached if one came meanwhile.
+  uint64_t changes_ = 0;
   size_t sweep_at_ = 1024;  // sweep expired entries when the caches grow past this
 
   std::mutex log_mu_;  // guards reported_

@@ -27,9 +27,10 @@
 namespace s3cachefs::fs {
 namespace {
 
+// Start-up failures: one line on the terminal (and in the log file, if there is one).
 int Fail(const std::string& message) {
   fprintf(stderr, "s3cachefs: %s\n", message.c_str());
-  LOG_ERROR("%s", message.c_str());
+  if (!LogsToStderr()) LOG_ERROR("%s", message.c_str());
   return 1;
 }
 
@@ -79,7 +80,10 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
 }
 
 int Run(const MountOptions& opts, Daemon& daemon) {
-  if (opts.debug) SetLogLevel(LogLevel::kDebug);
+  const LogLevel level = opts.debug ? LogLevel::kDebug : LogLevel::kInfo;
+  // On the terminal of a command that is about to detach, only problems are worth a line.
+  const bool quiet_start = !opts.foreground && opts.log_file.empty();
+  SetLogLevel(quiet_start ? LogLevel::kWarning : level);
   if (!opts.log_file.empty() && !LogToFile(opts.log_file)) {
     return Fail("cannot open log_file " + opts.log_file + ": " + strerror(errno));
   }
@@ -127,6 +131,7 @@ int Run(const MountOptions& opts, Daemon& daemon) {
   }
   LOG_INFO("mounted %s on %s", opts.bucket.c_str(), opts.mountpoint.c_str());
   daemon.Ready();
+  SetLogLevel(level);
 
   int rc;
   if (opts.single_thread) {

@@ -71,6 +71,11 @@ bool LogToFile(const std::string& path) {
 
 void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
 
+bool LogsToStderr() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_target == Target::kStderr;
+}
+
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) <= g_level.load(); }
 
 void Log(LogLevel level, const char* format, ...) {

@@ -15,6 +15,8 @@ void LogToSyslog();
 bool LogToFile(const std::string& path);
 void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
+// True while lines go to stderr (the default, and with -f without a log file).
+bool LogsToStderr();
 
 // printf-style; a newline is added.
 void Log(LogLevel level, const char* format, ...) __attribute__((format(printf, 2, 3)));
