@@ -2,7 +2,8 @@
 //
 // Layout of a cache directory (0700; files 0600):
 //   <dir>/index.sqlite            the index (WAL), schema version in PRAGMA user_version
-//   <dir>/objects/ab/<sha256hex>  one file per object; sha256 of "<bucket>/<key>", "ab" = first 2 hex
+//   <dir>/objects/ab/<sha256hex>  one file per object: sha256 of "<bucket>/<key>"; ab = its
+//                                 first 2 hex digits
 //   <dir>/tmp/                    downloads in progress; moved into objects/ only when complete
 //   <dir>/lock                    flock()ed by the one daemon using the directory
 //
@@ -14,7 +15,16 @@
 // Downloads are single-flight per key: concurrent opens of an uncached object share one
 // download. Large objects are fetched as parallel ranged GETs of chunk_size; a reader waits
 // only for the chunks its range needs (those are fetched first), not for the whole object.
-// Thread-safe.
+// Chunks after the first carry If-Match: if the object changes during the download, the
+// download fails with ESTALE (it is not restarted, since handles already promised the old size
+// and ETag) and the next open fetches the new version.
+//
+// A single-part object's MD5 is checked as the chunks arrive; readers are served before the
+// check can finish, but a handle that read the object from its start gets the verdict (EIO on
+// a mismatch) before its last bytes. Access and validation times are noted in memory on the
+// read path and written to the index in batches. Rows not CLEAN (local changes, for the
+// coming write-back) are served as they are and never replaced or dropped here.
+// Thread-safe. Implementation: cache/object_cache.cc, cache/download.{h,cc}, cache/index.{h,cc}.
 #pragma once
 
 #include <chrono>
@@ -34,11 +44,11 @@ struct ObjectCacheConfig {
   std::string cache_dir;
   std::string bucket;  // part of each file's hash, so two buckets can share a directory
   std::chrono::seconds revalidate{std::chrono::seconds(30)};
-  uint64_t chunk_size = 8ull << 20;         // ranged GET size for large objects
-  int download_threads = 8;                 // ranged GETs in flight, all downloads together
-  int parallel_per_object = 4;              // ranged GETs in flight for one object
+  uint64_t chunk_size = 8ull << 20;  // ranged GET size for large objects
+  int download_threads = 8;          // ranged GETs in flight, all downloads together
+  int parallel_per_object = 4;       // ranged GETs in flight for one object
   std::chrono::milliseconds read_timeout{std::chrono::seconds(120)};  // a reader's deadline
-  bool verify_md5 = true;                   // check single-part ETags against the bytes
+  bool verify_md5 = true;  // check single-part ETags against the bytes
   // How often access and validation times, kept in memory on the read path, are written to
   // the index (also on destruction).
   std::chrono::milliseconds flush_interval{std::chrono::seconds(5)};
@@ -47,7 +57,9 @@ struct ObjectCacheConfig {
 };
 
 // What a recent LIST said about a key. When it was listed after the cached copy was last
-// validated and shows the same ETag, the copy counts as validated at listed_at.
+// validated and shows the same ETag, the copy counts as validated at listed_at (so it is a hit
+// while listed_at is within `revalidate`); with another ETag the copy is stale and is
+// downloaded again without a conditional GET. Hints older than the last validation are ignored.
 struct ListingHint {
   std::string etag;
   uint64_t size = 0;
@@ -55,13 +67,13 @@ struct ListingHint {
 };
 
 struct CacheCounters {
-  uint64_t hits = 0;            // opens served from a valid cached copy without a request
-  uint64_t revalidated = 0;     // conditional GETs answered 304
-  uint64_t misses = 0;          // opens that started or joined a download
-  uint64_t downloads = 0;       // downloads started
+  uint64_t hits = 0;         // opens served from a valid cached copy without a request
+  uint64_t revalidated = 0;  // conditional GETs answered 304
+  uint64_t misses = 0;       // opens that started or joined a download
+  uint64_t downloads = 0;    // downloads started
   uint64_t bytes_downloaded = 0;
-  uint64_t entries = 0;         // rows in the index
-  uint64_t bytes_cached = 0;    // sum of their sizes
+  uint64_t entries = 0;       // rows in the index
+  uint64_t bytes_cached = 0;  // sum of their sizes
 };
 
 // One open of one object. The fd stays valid (and the content it shows unchanged) for the
@@ -82,6 +94,9 @@ class ObjectHandle {
 
 class ObjectCache {
  public:
+  // Cancels downloads in flight (their readers get ECANCELED), joins the download threads,
+  // flushes the in-memory times and releases the directory lock. No OpenRead/Forget may be
+  // running; handles may outlive the cache and keep their descriptors.
   virtual ~ObjectCache() = default;
 
   // Opens (creating if needed) the cache directory: takes its lock (EBUSY with a clear message
@@ -95,7 +110,9 @@ class ObjectCache {
   virtual Result<std::shared_ptr<ObjectHandle>> OpenRead(
       const std::string& key, const std::optional<ListingHint>& hint) = 0;
 
-  // Drops key from the cache (its file and row); open handles keep reading their copy.
+  // Drops key from the cache (its file and row); open handles keep reading their copy. A
+  // download in flight goes on for its readers but is not kept. Rows with local changes are
+  // left alone. OK when key is not cached.
   virtual Status Forget(const std::string& key) = 0;
 
   virtual CacheCounters counters() const = 0;

@@ -1,0 +1,196 @@
+// Download: one object being fetched into a temporary file, readable while it arrives.
+// ChunkPool: the worker threads that fetch the chunks of all downloads.
+//
+// The first chunk (Range: bytes=0-(chunk_size-1), optionally If-None-Match) is fetched by the
+// thread that starts the download: its answer gives the size and ETag that every reader needs
+// before its first read, or a 304 for a revalidation. The other chunks go to the ChunkPool,
+// each a ranged GET with If-Match on that ETag, written with pwrite() where it belongs. A
+// reader waits only for the chunks under its range and pulls queued ones to the front.
+//
+// As chunks complete, the contiguous prefix is hashed (MD5, for single-part ETags) by the
+// download threads, so verification overlaps the transfer. When everything has arrived and
+// checks out, the commit callback moves the file into the cache. Any failure is final for this
+// download: readers get the error, the temporary file is removed and the next open starts again.
+//
+// An object that changes while it downloads (412 on a chunk) fails the download with ESTALE
+// rather than restarting it: handles already given out have promised a size and ETag, so the
+// new content cannot be served through them. The next open downloads the new version.
+//
+// Lock order: Download::hash_mu_, then Download::mu_, then ChunkPool::mu_. No lock is held
+// across a request or a callback.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/file_util.h"
+#include "s3/client.h"
+#include "s3/status.h"
+
+namespace s3cachefs::cache {
+
+class ChunkPool;
+
+struct DownloadParams {
+  s3::Client* client = nullptr;
+  std::string key;
+  std::string tmp_path;  // created here (O_EXCL); removed unless committed
+  uint64_t chunk_size = 8ull << 20;
+  bool verify_md5 = true;
+  std::string if_none_match;  // ETag of a cached copy to revalidate; "" for a plain download
+  std::atomic<uint64_t>* bytes_counter = nullptr;                // body bytes received, may be null
+  std::function<std::chrono::system_clock::time_point()> clock;  // for validated_at()
+};
+
+class Download : public std::enable_shared_from_this<Download> {
+ public:
+  enum class Phase { kStarting, kNotModified, kRunning, kDone, kFailed };
+
+  // Moves the complete, verified file into the cache. Runs once, on the thread that finished
+  // the download, with no Download lock held. An error is logged; readers are unaffected.
+  using CommitFn = std::function<Status(Download&)>;
+  // Called once when the download reaches kNotModified, kDone or kFailed (after any commit),
+  // with no Download lock held: the cache drops it from its single-flight map there. For
+  // kNotModified it runs before the phase is published, so the cache can record the
+  // validation before joined openers look for it. The Phase argument is the final phase.
+  using FinishFn = std::function<void(Download&, Phase)>;
+
+  // Creates the temporary file. pool must outlive the download's kRunning phase (the cache
+  // cancels its downloads before destroying the pool).
+  static Result<std::shared_ptr<Download>> Create(DownloadParams params, ChunkPool* pool,
+                                                  CommitFn commit, FinishFn finish);
+  ~Download();
+  Download(const Download&) = delete;
+  Download& operator=(const Download&) = delete;
+
+  // Fetches the first chunk on the calling thread and hands the rest to the pool. Called once
+  // by the creator. Returns when the phase is no longer kStarting.
+  void Start();
+
+  // Waits until the first response is in. OK once size and ETag are known (even if the
+  // download fails later: readers then get the error) or on a 304; the download's error if it
+  // failed before that; ETIMEDOUT at deadline.
+  Status WaitStarted(std::chrono::steady_clock::time_point deadline);
+
+  // Waits until bytes [offset, offset + length), clamped to size(), are in the file. Returns
+  // the download's error if it failed, ETIMEDOUT at deadline (the download goes on).
+  Status WaitReadable(uint64_t offset, uint64_t length,
+                      std::chrono::steady_clock::time_point deadline);
+
+  // Waits until every byte is in and the size and (if applicable) MD5 are checked. Returns
+  // the download's error if it failed, ETIMEDOUT at deadline.
+  Status WaitVerified(std::chrono::steady_clock::time_point deadline);
+
+  // Fails the download with why unless it is already finishing; in-flight requests are
+  // aborted at their next body write.
+  void Cancel(const Status& why);
+  // Readers keep being served, but the result is not committed to the cache (Forget).
+  void SkipCommit() { skip_commit_.store(true); }
+  bool skip_commit() const { return skip_commit_.load(); }
+
+  // Runs chunk index; called by ChunkPool workers.
+  void FetchChunk(uint64_t index);
+
+  Phase phase() const;
+  // The failure, once the phase is kFailed.
+  Status error() const;
+  // Valid once the phase is kRunning or kDone.
+  uint64_t size() const { return size_; }
+  const std::string& etag() const { return etag_; }
+  time_t mtime() const { return mtime_; }
+  // Wall-clock time of the first response: when the ETag was known to be current.
+  std::chrono::system_clock::time_point validated_at() const { return validated_at_; }
+  int read_fd() const { return read_fd_.get(); }
+  const std::string& key() const { return params_.key; }
+  const std::string& tmp_path() const { return params_.tmp_path; }
+  const std::string& if_none_match() const { return params_.if_none_match; }
+
+ private:
+  enum class ChunkState : uint8_t { kQueued, kRunning, kDone };
+
+  Download(DownloadParams params, ChunkPool* pool, CommitFn commit, FinishFn finish);
+  void Fail(const Status& status, bool from_finalizer = false);
+  void AdvanceHash();
+  void Finalize();
+  Status FetchRange(uint64_t first, uint64_t last);
+  uint64_t ChunkLength(uint64_t index) const;
+
+  const DownloadParams params_;
+  CommitFn commit_;
+  FinishFn finish_;
+  UniqueFd write_fd_;
+  UniqueFd read_fd_;                    // what handles read through; lives as long as the Download
+  std::atomic<bool> cancelled_{false};  // tells sinks to abort in-flight bodies
+  std::atomic<bool> skip_commit_{false};
+
+  // Written by Start() before the phase leaves kStarting (published under mu_), then constant.
+  uint64_t size_ = 0;
+  std::string etag_;
+  time_t mtime_ = 0;
+  std::chrono::system_clock::time_point validated_at_;
+  uint64_t num_chunks_ = 0;
+
+  mutable std::mutex mu_;       // guards the fields below
+  std::condition_variable cv_;  // phase or chunk state changed
+  Phase phase_ = Phase::kStarting;
+  Status error_;
+  bool headers_known_ = false;  // the first answer gave size and ETag
+  bool failing_ = false;        // Fail() has begun; the phase becomes kFailed once it is done
+  bool finalizing_ = false;     // all chunks hashed; Cancel no longer applies
+  bool verified_ = false;       // size and MD5 checked; the commit may still be running
+  std::vector<ChunkState> chunks_;
+  ChunkPool* pool_;  // null once the download is final
+
+  std::mutex hash_mu_;   // guards hashed_ and md5_; held while hashing (never with mu_ waits)
+  uint64_t hashed_ = 0;  // chunks [0, hashed_) are hashed (or verification is off)
+  std::unique_ptr<Md5Stream> md5_;  // null when the ETag is not an MD5 or verify is off
+};
+
+// A fixed set of threads fetching chunks for all downloads, at most per_object at once for
+// any one download. Tasks run in queue order, except that Prioritize moves one to the front.
+class ChunkPool {
+ public:
+  ChunkPool(int threads, int per_object);
+  ~ChunkPool();  // Shutdown()
+  ChunkPool(const ChunkPool&) = delete;
+  ChunkPool& operator=(const ChunkPool&) = delete;
+
+  // Queues chunks [first, last) of download.
+  void Enqueue(const std::shared_ptr<Download>& download, uint64_t first, uint64_t last);
+  // Moves chunk of download to the front if it is still queued.
+  void Prioritize(const Download* download, uint64_t chunk);
+  // Drops the queued chunks of download.
+  void Remove(const Download* download);
+  // Stops the workers after their current chunk and joins them; queued chunks are dropped.
+  // Idempotent.
+  void Shutdown();
+
+ private:
+  struct Task {
+    std::shared_ptr<Download> download;
+    uint64_t chunk;
+  };
+  void Run();
+  // First queued task whose download is below per_object_, or queue_.end().
+  std::deque<Task>::iterator FindRunnableLocked();
+
+  const int per_object_;
+  std::mutex mu_;               // guards the fields below
+  std::condition_variable cv_;  // work queued, capacity freed, or stop
+  std::deque<Task> queue_;
+  std::unordered_map<const Download*, int> in_flight_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;  // started in the constructor, joined by Shutdown
+};
+
+}  // namespace s3cachefs::cache

@@ -1,0 +1,148 @@
+// Tests of the cache index: schema versioning, the CLEAN-only rules, batched time updates.
+#include "cache/index.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace s3cachefs::cache {
+namespace {
+
+namespace fs = std::filesystem;
+
+class IndexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/index_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/index.sqlite";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<Index> MustOpen() {
+    Result<std::unique_ptr<Index>> r = Index::Open(path_);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(*r) : nullptr;
+  }
+  // Runs sql on a second connection, as another tool (or a later write-back) would.
+  void Sql(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err != nullptr ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+  static IndexEntry Entry(const std::string& key, uint64_t size, const std::string& etag) {
+    IndexEntry e;
+    e.bucket = "b";
+    e.key = key;
+    e.file_name = "f-" + key;
+    e.etag = etag;
+    e.size = size;
+    e.mtime = 1700000000;
+    e.validated_at = 1000;
+    e.accessed_at = 1000;
+    return e;
+  }
+
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(IndexTest, CreatesVersionedSchemaAndKeepsRowsAcrossOpens) {
+  {
+    std::unique_ptr<Index> index = MustOpen();
+    ASSERT_NE(index, nullptr);
+    ASSERT_TRUE(index->PutClean(Entry("a", 10, "\"e1\""), nullptr).ok());
+    ASSERT_TRUE(index->PutClean(Entry("b", 20, "\"e2\""), nullptr).ok());
+    ASSERT_TRUE(index->PutClean(Entry("a", 15, "\"e3\""), nullptr).ok());  // replaces
+    EXPECT_EQ(index->entries(), 2u);
+    EXPECT_EQ(index->bytes(), 35u);
+  }
+  std::unique_ptr<Index> index = MustOpen();
+  EXPECT_EQ(index->entries(), 2u);
+  EXPECT_EQ(index->bytes(), 35u);
+  Result<std::optional<IndexEntry>> a = index->Get("b", "a");
+  ASSERT_TRUE(a.ok() && a->has_value());
+  EXPECT_EQ((*a)->etag, "\"e3\"");
+  EXPECT_EQ((*a)->size, 15u);
+  EXPECT_EQ((*a)->file_name, "f-a");
+  EXPECT_FALSE(index->Get("other-bucket", "a")->has_value());
+  EXPECT_EQ(index->GetByFileName("f-b").value()->key, "b");
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), Index::kSchemaVersion);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_F(IndexTest, RefusesNewerSchemaAndNonDatabases) {
+  MustOpen();
+  Sql("PRAGMA user_version = 99");
+  Result<std::unique_ptr<Index>> r = Index::Open(path_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ENOTSUP);
+  EXPECT_NE(r.status().message().find("schema version 99"), std::string::npos);
+
+  std::string junk = dir_ + "/junk.sqlite";
+  std::ofstream(junk) << std::string(4096, 'x');
+  r = Index::Open(junk);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(junk), std::string::npos) << r.status().message();
+}
+
+TEST_F(IndexTest, NeverReplacesOrDropsRowsWithLocalChanges) {
+  std::unique_ptr<Index> index = MustOpen();
+  ASSERT_TRUE(index->PutClean(Entry("d", 10, "\"e1\""), nullptr).ok());
+  Sql("UPDATE entries SET state = 1 WHERE key = 'd'");  // DIRTY, as write-back will do
+
+  bool called = false;
+  Status s = index->PutClean(Entry("d", 99, "\"e2\""), [&] {
+    called = true;
+    return Status::Ok();
+  });
+  EXPECT_EQ(s.code(), EBUSY);
+  EXPECT_FALSE(called);
+  Result<bool> deleted = index->DeleteClean("b", "d", [&] { called = true; });
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_FALSE(*deleted);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(index->Get("b", "d").value()->etag, "\"e1\"");
+  EXPECT_EQ(index->Get("b", "d").value()->state, EntryState::kDirty);
+}
+
+TEST_F(IndexTest, FailingCallbackAbortsTheWrite) {
+  std::unique_ptr<Index> index = MustOpen();
+  Status s =
+      index->PutClean(Entry("x", 10, "\"e\""), [] { return Status::Error(EIO, "rename failed"); });
+  EXPECT_EQ(s.code(), EIO);
+  EXPECT_FALSE(index->Get("b", "x").value().has_value());
+  EXPECT_EQ(index->entries(), 0u);
+  EXPECT_TRUE(index->PutClean(Entry("x", 10, "\"e\""), nullptr).ok());  // no stuck transaction
+}
+
+TEST_F(IndexTest, TimeUpdatesApplyOnlyToTheSameEtagAndOnlyForward) {
+  std::unique_ptr<Index> index = MustOpen();
+  ASSERT_TRUE(index->PutClean(Entry("k", 10, "\"new\""), nullptr).ok());
+  ASSERT_TRUE(index
+                  ->ApplyTimes({TimeUpdate{"b", "k", "\"old\"", 5000, 5000},
+                                TimeUpdate{"b", "k", "\"new\"", 500, 3000},
+                                TimeUpdate{"b", "missing", "\"new\"", 1, 1}})
+                  .ok());
+  IndexEntry e = *index->Get("b", "k").value();
+  EXPECT_EQ(e.validated_at, 1000);  // 500 is older than what the row has
+  EXPECT_EQ(e.accessed_at, 3000);
+}
+
+}  // namespace
+}  // namespace s3cachefs::cache
