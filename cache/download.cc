@@ -122,6 +122,7 @@ void Download::Start() {
   size_ = r->info.size;
   etag_ = r->info.etag;
   mtime_ = r->info.last_modified;
+  metadata_ = r->info.metadata;
   validated_at_ = params_.clock ? params_.clock() : std::chrono::system_clock::now();
   num_chunks_ = (size_ + params_.chunk_size - 1) / params_.chunk_size;
   uint64_t got = r->bytes;
@@ -145,6 +146,7 @@ void Download::Start() {
     pool = pool_;
     cv_.notify_all();
   }
+  if (params_.on_size_known) params_.on_size_known(*this);
   // This runs before the hash of chunk 0, so the transfer of the rest starts at once.
   if (!all_in && num_chunks_ > 1 && pool != nullptr) {
     // The pool's tasks hold the download alive until they have run.
@@ -211,6 +213,18 @@ Status Download::WaitVerified(std::chrono::steady_clock::time_point deadline) {
   if (!cv_.wait_until(lock, deadline, [this] { return verified_ || phase_ == Phase::kFailed; })) {
     return Status::Error(ETIMEDOUT, "timed out waiting for the check of " + params_.key +
                                         " against its ETag (the download goes on)");
+  }
+  if (phase_ == Phase::kFailed) return error_;
+  return Status::Ok();
+}
+
+Status Download::WaitDone(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_until(lock, deadline, [this] {
+        return phase_ == Phase::kDone || phase_ == Phase::kFailed ||
+               phase_ == Phase::kNotModified;
+      })) {
+    return Status::Error(ETIMEDOUT, "timed out waiting for the download of " + params_.key);
   }
   if (phase_ == Phase::kFailed) return error_;
   return Status::Ok();

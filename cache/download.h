@@ -40,6 +40,7 @@
 namespace s3cachefs::cache {
 
 class ChunkPool;
+class Download;
 
 struct DownloadParams {
   s3::Client* client = nullptr;
@@ -50,6 +51,10 @@ struct DownloadParams {
   std::string if_none_match;  // ETag of a cached copy to revalidate; "" for a plain download
   std::atomic<uint64_t>* bytes_counter = nullptr;                // body bytes received, may be null
   std::function<std::chrono::system_clock::time_point()> clock;  // for validated_at()
+  // Called once by Start() when the first answer gave the size, before the other chunks are
+  // requested and before anything can be committed: the cache makes room there for size()
+  // bytes, or calls SkipCommit() to serve the object without keeping it. May be empty.
+  std::function<void(Download&)> on_size_known;
 };
 
 class Download : public std::enable_shared_from_this<Download> {
@@ -91,6 +96,10 @@ class Download : public std::enable_shared_from_this<Download> {
   // the download's error if it failed, ETIMEDOUT at deadline.
   Status WaitVerified(std::chrono::steady_clock::time_point deadline);
 
+  // Waits until the download is over: committed (or not kept), failed, or answered 304.
+  // Returns the download's error if it failed, ETIMEDOUT at deadline.
+  Status WaitDone(std::chrono::steady_clock::time_point deadline);
+
   // Fails the download with why unless it is already finishing; in-flight requests are
   // aborted at their next body write.
   void Cancel(const Status& why);
@@ -108,6 +117,8 @@ class Download : public std::enable_shared_from_this<Download> {
   uint64_t size() const { return size_; }
   const std::string& etag() const { return etag_; }
   time_t mtime() const { return mtime_; }
+  // User metadata of the first answer (valid like size()).
+  const s3::Metadata& metadata() const { return metadata_; }
   // Wall-clock time of the first response: when the ETag was known to be current.
   std::chrono::system_clock::time_point validated_at() const { return validated_at_; }
   int read_fd() const { return read_fd_.get(); }
@@ -137,6 +148,7 @@ class Download : public std::enable_shared_from_this<Download> {
   uint64_t size_ = 0;
   std::string etag_;
   time_t mtime_ = 0;
+  s3::Metadata metadata_;
   std::chrono::system_clock::time_point validated_at_;
   uint64_t num_chunks_ = 0;
 

@@ -1,10 +1,13 @@
 #include "cache/file_util.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 namespace s3cachefs::cache {
 
@@ -32,6 +35,38 @@ Status EnsureDir(const std::string& path) {
     return Status::Error(ENOTDIR, "cache path " + path + " exists and is not a directory");
   }
   return ErrnoStatus(err, "cannot create directory", path);
+}
+
+Status SyncDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid() || ::fsync(fd.get()) != 0) return ErrnoStatus(errno, "cannot sync", dir);
+  return Status::Ok();
+}
+
+std::string ParentDir(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+Status CopyFile(int src, int dst, uint64_t size, const std::string& dst_path) {
+  std::vector<char> buffer(static_cast<size_t>(std::clamp<uint64_t>(size, 1, 1 << 20)));
+  uint64_t pos = 0;
+  while (pos < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - pos));
+    ssize_t n = ::pread(src, buffer.data(), want, static_cast<off_t>(pos));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Error(EIO, "short read while copying into " + dst_path);
+    size_t done = 0;
+    while (done < static_cast<size_t>(n)) {
+      ssize_t w = ::pwrite(dst, buffer.data() + done, static_cast<size_t>(n) - done,
+                           static_cast<off_t>(pos + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return ErrnoStatus(errno, "cannot write", dst_path);
+      done += static_cast<size_t>(w);
+    }
+    pos += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
 }
 
 std::string Sha256Hex(std::string_view data) {

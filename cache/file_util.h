@@ -1,5 +1,5 @@
 // Small POSIX helpers for the cache layer: an owning file descriptor, directory creation with
-// the cache's permissions, and the hashes that name and verify cache files (OpenSSL EVP).
+// the cache's permissions, directory sync and file copy, and the hashes that name and verify cache files (OpenSSL EVP).
 #pragma once
 
 #include <openssl/evp.h>
@@ -42,6 +42,16 @@ Status ErrnoStatus(int err, const std::string& what, const std::string& path);
 // Creates path as a directory with mode 0700 if it does not exist. Fails with the path named
 // when it cannot be created or exists and is not a directory.
 Status EnsureDir(const std::string& path);
+
+// fsync()s the directory dir, so that names created or renamed in it survive a power loss.
+Status SyncDir(const std::string& dir);
+
+// The directory part of path ("a/b/c" -> "a/b").
+std::string ParentDir(const std::string& path);
+
+// Copies size bytes from the start of src to the start of dst with pread/pwrite. Errors
+// (ENOSPC, a short source) name dst_path.
+Status CopyFile(int src, int dst, uint64_t size, const std::string& dst_path);
 
 // Lower-case hex SHA-256 of data.
 std::string Sha256Hex(std::string_view data);

@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include "cache/index_internal.h"
+
 namespace s3cachefs::cache {
 namespace {
 
@@ -30,8 +32,31 @@ CREATE TABLE entries (
 CREATE INDEX entries_by_access ON entries (accessed_at);
 )sql";
 
-constexpr const char* kColumns =
-    "bucket, key, file_name, etag, size, mtime, validated_at, accessed_at, state";
+// Schema version 2: write-back. See index.h for what the columns mean.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE entries ADD COLUMN dirty_gen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN base_etag TEXT NOT NULL DEFAULT '';
+ALTER TABLE entries ADD COLUMN local_mtime INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN meta_mode INTEGER;
+ALTER TABLE entries ADD COLUMN meta_uid INTEGER;
+ALTER TABLE entries ADD COLUMN meta_gid INTEGER;
+ALTER TABLE entries ADD COLUMN meta_mtime INTEGER;
+CREATE INDEX entries_not_clean ON entries (state) WHERE state != 0;
+)sql";
+
+}  // namespace
+
+const char* const kIndexColumns =
+    "bucket, key, file_name, etag, size, mtime, validated_at, accessed_at, state, dirty_gen,"
+    " base_etag, local_mtime, meta_mode, meta_uid, meta_gid, meta_mtime";
+
+namespace {
+
+template <typename T>
+std::optional<T> ColumnOptional(sqlite3_stmt* stmt, int col) {
+  if (sqlite3_column_type(stmt, col) == SQLITE_NULL) return std::nullopt;
+  return static_cast<T>(sqlite3_column_int64(stmt, col));
+}
 
 IndexEntry ReadRow(sqlite3_stmt* stmt) {
   auto text = [stmt](int col) {
@@ -49,14 +74,39 @@ IndexEntry ReadRow(sqlite3_stmt* stmt) {
   e.validated_at = sqlite3_column_int64(stmt, 6);
   e.accessed_at = sqlite3_column_int64(stmt, 7);
   e.state = static_cast<EntryState>(sqlite3_column_int(stmt, 8));
+  e.dirty_gen = sqlite3_column_int64(stmt, 9);
+  e.base_etag = text(10);
+  e.local_mtime = sqlite3_column_int64(stmt, 11);
+  e.meta.mode = ColumnOptional<uint32_t>(stmt, 12);
+  e.meta.uid = ColumnOptional<uint32_t>(stmt, 13);
+  e.meta.gid = ColumnOptional<uint32_t>(stmt, 14);
+  e.meta.mtime = ColumnOptional<int64_t>(stmt, 15);
   return e;
+}
+
+}  // namespace
+
+IndexEntry ReadIndexRow(sqlite3_stmt* stmt) {
+  return ReadRow(stmt);
 }
 
 void BindText(sqlite3_stmt* stmt, int col, const std::string& value) {
   sqlite3_bind_text(stmt, col, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
 }
 
-}  // namespace
+void BindMeta(sqlite3_stmt* stmt, int first_col, const FileMeta& meta) {
+  auto bind = [stmt](int col, auto value) {
+    if (value) {
+      sqlite3_bind_int64(stmt, col, static_cast<int64_t>(*value));
+    } else {
+      sqlite3_bind_null(stmt, col);
+    }
+  };
+  bind(first_col, meta.mode);
+  bind(first_col + 1, meta.uid);
+  bind(first_col + 2, meta.gid);
+  bind(first_col + 3, meta.mtime);
+}
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
@@ -100,11 +150,16 @@ Index::~Index() {
   begin_ = Statement();
   commit_ = Statement();
   rollback_ = Statement();
+  sync_full_ = Statement();
+  sync_normal_ = Statement();
+  adhoc_.clear();
   sqlite3_close(db_);
 }
 
 Status Index::Error(const std::string& what) const {
-  return Status::Error(EIO, "cache index: " + what + ": " + sqlite3_errmsg(db_));
+  // A full disk is the one failure callers act on differently (ENOSPC reaches the writer).
+  int code = sqlite3_errcode(db_) == SQLITE_FULL ? ENOSPC : EIO;
+  return Status::Error(code, "cache index: " + what + ": " + sqlite3_errmsg(db_));
 }
 
 Status Index::Exec(const char* sql) {
@@ -136,7 +191,7 @@ Status Index::Init(const std::string& path) {
   s = Migrate(path);
   if (!s.ok()) return s;
 
-  std::string cols = kColumns;
+  std::string cols = kIndexColumns;
   if (!(s = Prepare(("SELECT " + cols + " FROM entries WHERE bucket = ?1 AND key = ?2").c_str(),
                     &get_))
            .ok() ||
@@ -144,11 +199,14 @@ Status Index::Init(const std::string& path) {
                     &get_by_file_))
            .ok() ||
       !(s = Prepare("INSERT INTO entries (bucket, key, file_name, etag, size, mtime, validated_at,"
-                    " accessed_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)"
+                    " accessed_at, state, meta_mode, meta_uid, meta_gid, meta_mtime)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?12)"
                     " ON CONFLICT (bucket, key) DO UPDATE SET file_name = excluded.file_name,"
                     " etag = excluded.etag, size = excluded.size, mtime = excluded.mtime,"
                     " validated_at = excluded.validated_at, accessed_at = excluded.accessed_at,"
-                    " state = 0, chunk_size = 0, chunks = NULL",
+                    " state = 0, chunk_size = 0, chunks = NULL, base_etag = '',"
+                    " meta_mode = excluded.meta_mode, meta_uid = excluded.meta_uid,"
+                    " meta_gid = excluded.meta_gid, meta_mtime = excluded.meta_mtime",
                     &upsert_))
            .ok() ||
       !(s = Prepare("DELETE FROM entries WHERE bucket = ?1 AND key = ?2 AND state = 0", &delete_))
@@ -159,7 +217,9 @@ Status Index::Init(const std::string& path) {
                     &update_times_))
            .ok() ||
       !(s = Prepare("BEGIN IMMEDIATE", &begin_)).ok() || !(s = Prepare("COMMIT", &commit_)).ok() ||
-      !(s = Prepare("ROLLBACK", &rollback_)).ok()) {
+      !(s = Prepare("ROLLBACK", &rollback_)).ok() ||
+      !(s = Prepare("PRAGMA synchronous=FULL", &sync_full_)).ok() ||
+      !(s = Prepare("PRAGMA synchronous=NORMAL", &sync_normal_)).ok()) {
     return s;
   }
 
@@ -176,7 +236,7 @@ Status Index::Init(const std::string& path) {
 // Each step migrates from version i to i + 1 (steps[0]: empty database to version 1). A later
 // schema change appends a step; existing caches then keep their contents across the upgrade.
 Status Index::Migrate(const std::string& path) {
-  static const char* const kSteps[] = {kSchemaV1};
+  static const char* const kSteps[] = {kSchemaV1, kSchemaV2};
   static_assert(sizeof(kSteps) / sizeof(kSteps[0]) == kSchemaVersion);
 
   Statement version_stmt;
@@ -264,6 +324,7 @@ Status Index::PutClean(const IndexEntry& entry, const std::function<Status()>& b
   sqlite3_bind_int64(st, 6, entry.mtime);
   sqlite3_bind_int64(st, 7, entry.validated_at);
   sqlite3_bind_int64(st, 8, entry.accessed_at);
+  BindMeta(st, 9, entry.meta);
   rc = sqlite3_step(st);
   upsert_.Reset();
   if (rc != SQLITE_DONE) return fail(Error("write entry for " + entry.key));
@@ -281,13 +342,15 @@ Status Index::PutClean(const IndexEntry& entry, const std::function<Status()>& b
 }
 
 Result<bool> Index::DeleteClean(const std::string& bucket, const std::string& key,
-                                const std::function<void()>& after_delete) {
+                                const std::function<void()>& after_delete,
+                                const std::function<bool()>& keep) {
   std::lock_guard<std::mutex> lock(mu_);
   BindText(get_.get(), 1, bucket);
   BindText(get_.get(), 2, key);
   Result<std::optional<IndexEntry>> old = GetLocked(get_);
   if (!old.ok()) return old.status();
   if (!old->has_value() || (*old)->state != EntryState::kClean) return false;
+  if (keep && keep()) return false;
 
   BindText(delete_.get(), 1, bucket);
   BindText(delete_.get(), 2, key);
@@ -337,7 +400,7 @@ Status Index::ApplyTimes(const std::vector<TimeUpdate>& updates) {
 Status Index::ForEach(const std::function<void(const IndexEntry&)>& fn) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement all;
-  Status s = Prepare((std::string("SELECT ") + kColumns + " FROM entries").c_str(), &all);
+  Status s = Prepare((std::string("SELECT ") + kIndexColumns + " FROM entries").c_str(), &all);
   if (!s.ok()) return s;
   int rc;
   while ((rc = sqlite3_step(all.get())) == SQLITE_ROW) fn(ReadRow(all.get()));

@@ -144,5 +144,97 @@ TEST_F(IndexTest, TimeUpdatesApplyOnlyToTheSameEtagAndOnlyForward) {
   EXPECT_EQ(e.accessed_at, 3000);
 }
 
+TEST_F(IndexTest, MigratesVersion1AndKeepsItsRows) {
+  // A cache directory written by the read-path release (schema 1).
+  Sql(R"sql(
+CREATE TABLE entries (
+  id INTEGER PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL,
+  file_name TEXT NOT NULL UNIQUE, etag TEXT NOT NULL, size INTEGER NOT NULL,
+  mtime INTEGER NOT NULL, validated_at INTEGER NOT NULL, accessed_at INTEGER NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0, chunk_size INTEGER NOT NULL DEFAULT 0, chunks BLOB,
+  UNIQUE (bucket, key));
+CREATE INDEX entries_by_access ON entries (accessed_at);
+INSERT INTO entries (bucket, key, file_name, etag, size, mtime, validated_at, accessed_at)
+  VALUES ('b', 'old', 'f-old', '"e1"', 42, 1700000000, 1000, 2000);
+PRAGMA user_version = 1;
+)sql");
+  std::unique_ptr<Index> index = MustOpen();
+  ASSERT_NE(index, nullptr);
+  EXPECT_EQ(index->entries(), 1u);
+  EXPECT_EQ(index->bytes(), 42u);
+  IndexEntry e = *index->Get("b", "old").value();
+  EXPECT_EQ(e.etag, "\"e1\"");
+  EXPECT_EQ(e.validated_at, 1000);
+  EXPECT_EQ(e.state, EntryState::kClean);
+  EXPECT_EQ(e.dirty_gen, 0);
+  EXPECT_EQ(e.base_etag, "");
+  EXPECT_TRUE(e.meta.empty());
+
+  // The new columns work: a dirty mark keeps the ETag it started from and bumps the
+  // generation; an upload of an older generation leaves the row DIRTY.
+  DirtyMark mark;
+  mark.bucket = "b";
+  mark.key = "old";
+  mark.file_name = "f-old";
+  mark.local_mtime = 1700000100;
+  mark.meta.mode = 0100644;
+  ASSERT_EQ(index->MarkDirty(mark, nullptr).value(), 1);
+  ASSERT_EQ(index->MarkDirty(mark, nullptr).value(), 2);
+  e = *index->Get("b", "old").value();
+  EXPECT_EQ(e.state, EntryState::kDirty);
+  EXPECT_EQ(e.base_etag, "\"e1\"");
+  EXPECT_EQ(e.meta.mode, 0100644u);
+  EXPECT_FALSE(e.meta.uid.has_value());
+  UploadRecord up;
+  up.bucket = "b";
+  up.key = "old";
+  up.gen = 1;
+  up.etag = "\"e2\"";
+  up.size = 50;
+  EXPECT_FALSE(index->RecordUpload(up).value());
+  e = *index->Get("b", "old").value();
+  EXPECT_EQ(e.state, EntryState::kDirty);
+  EXPECT_EQ(e.base_etag, "\"e2\"");
+  EXPECT_FALSE(index->DeleteClean("b", "old", nullptr).value());  // never dropped as clean
+  up.gen = 2;
+  EXPECT_TRUE(index->RecordUpload(up).value());
+  e = *index->Get("b", "old").value();
+  EXPECT_EQ(e.state, EntryState::kClean);
+  EXPECT_EQ(e.etag, "\"e2\"");
+  EXPECT_EQ(index->bytes(), 50u);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 2);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_F(IndexTest, RekeyReplacesTheTargetRowWhateverItsState) {
+  std::unique_ptr<Index> index = MustOpen();
+  ASSERT_TRUE(index->PutClean(Entry("from", 10, "\"a\""), nullptr).ok());
+  DirtyMark mark;
+  mark.bucket = "b";
+  mark.key = "to";
+  mark.file_name = "f-to";
+  mark.size = 7;
+  ASSERT_TRUE(index->MarkDirty(mark, nullptr).ok());
+  EXPECT_EQ(index->entries(), 2u);
+  Result<int64_t> gen = index->Rekey("b", "from", "to", "f-to", true, "", 0, nullptr);
+  ASSERT_TRUE(gen.ok()) << gen.status().ToString();
+  EXPECT_EQ(*gen, 1);
+  EXPECT_FALSE(index->Get("b", "from").value().has_value());
+  IndexEntry e = *index->Get("b", "to").value();
+  EXPECT_EQ(e.state, EntryState::kDirty);
+  EXPECT_EQ(e.size, 10u);
+  EXPECT_EQ(e.file_name, "f-to");
+  EXPECT_EQ(index->entries(), 1u);
+  EXPECT_EQ(index->bytes(), 10u);
+  EXPECT_EQ(index->Rekey("b", "none", "x", "f-x", false, "", 0, nullptr).status().code(), ENOENT);
+}
+
 }  // namespace
 }  // namespace s3cachefs::cache

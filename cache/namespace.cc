@@ -1,5 +1,7 @@
 #include "cache/namespace.h"
 
+#include "s3/log.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -179,6 +181,15 @@ Result<std::vector<DirEntry>> Namespace::List(const std::string& path) {
   return result;
 }
 
+// How long an expired listing is kept for answering while S3 is unreachable.
+constexpr std::chrono::minutes kKeepStale{10};
+
+// Errors that say S3 could not be asked, as opposed to an answer (ENOENT, EACCES, ...).
+bool Namespace::IsUnreachable(int code) {
+  return code == EHOSTUNREACH || code == ETIMEDOUT || code == ECONNREFUSED || code == EAGAIN ||
+         code == EIO || code == ENETUNREACH;
+}
+
 Result<Namespace::ListingPtr> Namespace::GetListing(const std::string& dir_path) {
   std::shared_ptr<Flight> flight;
   bool exists_known = dir_path.empty();
@@ -239,6 +250,20 @@ Result<Namespace::ListingPtr> Namespace::GetListing(const std::string& dir_path)
     flight->status = fetched.status();
     if (flight->status.code() == ENOENT && flight->changes_seen == changes_) {
       negative_[dir_path] = Clock::now() + config_.negative_ttl;
+    }
+    // S3 out of reach: an expired listing is better than no directory at all (files being
+    // written there stay reachable, reads of cached files go on). It stays expired, so the next
+    // request tries S3 again.
+    auto stale = listings_.find(dir_path);
+    if (IsUnreachable(flight->status.code()) && stale != listings_.end()) {
+      stale_served_ += 1;
+      if (stale_served_ == 1 || stale_served_ % 1000 == 0) {
+        LOG_WARN("%s; serving the last listing of '%s' (%llu stale answers so far)",
+                 flight->status.message().c_str(), dir_path.c_str(),
+                 static_cast<unsigned long long>(stale_served_));
+      }
+      flight->listing = stale->second;
+      flight->status = Status::Ok();
     }
   }
   flight_done_.notify_all();
@@ -470,11 +495,8 @@ Namespace::ListingPtr Namespace::FreshListingLocked(const std::string& dir_path,
   if (it == listings_.end()) {
     return nullptr;
   }
-  if (it->second->expires <= now) {
-    listings_.erase(it);
-    return nullptr;
-  }
-  return it->second;
+  // An expired listing stays (until swept) as the answer of last resort when S3 is unreachable.
+  return it->second->expires <= now ? nullptr : it->second;
 }
 
 bool Namespace::FreshNegativeLocked(const std::string& path, Clock::time_point now) {
@@ -600,7 +622,9 @@ void Namespace::SweepLocked(Clock::time_point now) {
   if (listings_.size() + negative_.size() < sweep_at_) {
     return;
   }
-  std::erase_if(listings_, [&](const auto& entry) { return entry.second->expires <= now; });
+  // Expired listings are kept a while longer for when S3 is unreachable (see GetListing).
+  std::erase_if(listings_,
+                [&](const auto& entry) { return entry.second->expires + kKeepStale <= now; });
   std::erase_if(negative_, [&](const auto& entry) { return entry.second <= now; });
   // Doubling keeps the cost amortised O(1) per insertion while everything is fresh.
   sweep_at_ = std::max<size_t>(1024, 2 * (listings_.size() + negative_.size()));

@@ -106,6 +106,15 @@ class Namespace {
   void NoteDirectory(const std::string& path);
   void NoteRemoved(const std::string& path);
 
+  // Directory changes made through the mount (cache/namespace_mutate.cc). MakeDirectory puts
+  // the empty "path/" marker object with metadata and notes the new directory.
+  // RemoveDirectoryMarker deletes the marker (the caller checked that the directory is empty)
+  // and notes the removal. ListKeysUnder lists every key below directory path (flat, all
+  // pages), marker included, for renaming a directory.
+  Status MakeDirectory(const std::string& path, const s3::Metadata& metadata);
+  Status RemoveDirectoryMarker(const std::string& path);
+  Result<std::vector<s3::ObjectInfo>> ListKeysUnder(const std::string& path);
+
   // Drops the cached listing of directory path (and the negative entries below it).
   void Invalidate(const std::string& path);
 
@@ -118,6 +127,7 @@ class Namespace {
   struct Flight;
   struct Change;
   using ListingPtr = std::shared_ptr<const Listing>;
+  static bool IsUnreachable(int code);
 
   // The listing of directory dir_path from the cache or one (shared) LIST. ENOENT/ENOTDIR when
   // dir_path is not a directory.
@@ -170,6 +180,7 @@ class Namespace {
   std::vector<std::shared_ptr<Flight>> prefetches_;
   // Note*/Invalidate calls so far: a LIST's "absent" is not cached if one came meanwhile.
   uint64_t changes_ = 0;
+  uint64_t stale_served_ = 0;  // expired listings answered while S3 was out of reach
   size_t sweep_at_ = 1024;  // sweep expired entries when the caches grow past this
 
   std::mutex log_mu_;  // guards reported_

@@ -1,187 +1,57 @@
-// ObjectCacheImpl: the cache directory, its index and its downloads put together.
-//
-// Threads: callers of OpenRead/Forget; the ChunkPool workers (download.h); one flusher thread
-// that writes batched access/validation times to the index every flush_interval.
-//
-// Locks (each a leaf unless said otherwise; none is held across a request):
-//   mu_        guards inflight_ and stopping_. May be taken inside Download locks (finish
-//              callbacks); never held while calling into a Download, the pool or the index.
-//   times_mu_  guards pending_ and flushing_ (the in-memory times).
-//   flush_mu_  serializes Flush(); held across one index transaction, taken before times_mu_.
-//   The Index has its own mutex, the innermost lock: the callbacks run under it only rename or
-//   unlink one file.
-#include "cache/object_cache.h"
-
-#include <dirent.h>
+// ObjectCacheImpl, part 1: construction and destruction, the read path (OpenRead, downloads
+// and their commit, Forget) and the batched access/validation times. Threads and locks are
+// described in cache/object_cache_impl.h.
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <condition_variable>
-#include <filesystem>
-#include <mutex>
-#include <thread>
-#include <unordered_map>
-
-#include "cache/download.h"
-#include "cache/file_util.h"
-#include "cache/index.h"
+#include "cache/object_cache_impl.h"
 #include "s3/log.h"
 
 namespace s3cachefs::cache {
-namespace {
 
-using std::chrono::system_clock;
-
-struct DirCloser {
-  void operator()(DIR* d) const { ::closedir(d); }
-};
-using UniqueDir = std::unique_ptr<DIR, DirCloser>;
-
-int64_t ToMs(system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+Status DownloadHandle::WaitReadable(uint64_t offset, uint64_t length) {
+  auto deadline = std::chrono::steady_clock::now() + timeout_;
+  Status s = download_->WaitReadable(offset, length, deadline);
+  if (!s.ok()) return s;
+  uint64_t size = download_->size();
+  uint64_t end = offset + std::min(length, size - std::min(offset, size));
+  uint64_t prefix = contiguous_.load();
+  while (offset <= prefix && end > prefix && !contiguous_.compare_exchange_weak(prefix, end)) {
+  }
+  if (end == size && contiguous_.load() == size) return download_->WaitVerified(deadline);
+  return Status::Ok();
 }
 
-class CachedHandle : public ObjectHandle {
- public:
-  CachedHandle(UniqueFd fd, const IndexEntry& entry)
-      : fd_(std::move(fd)), size_(entry.size), etag_(entry.etag), mtime_(entry.mtime) {}
-  int fd() const override { return fd_.get(); }
-  uint64_t size() const override { return size_; }
-  const std::string& etag() const override { return etag_; }
-  time_t mtime() const override { return mtime_; }
-  Status WaitReadable(uint64_t, uint64_t) override { return Status::Ok(); }
-
- private:
-  UniqueFd fd_;
-  uint64_t size_;
-  std::string etag_;
-  time_t mtime_;
-};
-
-// Reads through the download's own read-only fd, which stays valid after the file is renamed
-// into objects/ (same inode) or removed after a failure.
-//
-// A reader is served each range as soon as its chunks are in, before the whole object can be
-// checked against its ETag. So that a reader of the whole object (cp, cat) does not get a
-// corrupt copy without an error, a handle that has read contiguously from offset 0 waits for
-// the verdict before it is given the last bytes. Readers of other ranges (a footer, random
-// reads) are not held back; they get the verdict with their next read.
-class DownloadHandle : public ObjectHandle {
- public:
-  DownloadHandle(std::shared_ptr<Download> download, std::chrono::milliseconds timeout)
-      : download_(std::move(download)), timeout_(timeout) {}
-  int fd() const override { return download_->read_fd(); }
-  uint64_t size() const override { return download_->size(); }
-  const std::string& etag() const override { return download_->etag(); }
-  time_t mtime() const override { return download_->mtime(); }
-  Status WaitReadable(uint64_t offset, uint64_t length) override {
-    auto deadline = std::chrono::steady_clock::now() + timeout_;
-    Status s = download_->WaitReadable(offset, length, deadline);
-    if (!s.ok()) return s;
-    uint64_t size = download_->size();
-    uint64_t end = offset + std::min(length, size - std::min(offset, size));
-    uint64_t prefix = contiguous_.load();
-    while (offset <= prefix && end > prefix && !contiguous_.compare_exchange_weak(prefix, end)) {
-    }
-    if (end == size && contiguous_.load() == size) return download_->WaitVerified(deadline);
-    return Status::Ok();
-  }
-
- private:
-  std::shared_ptr<Download> download_;
-  std::chrono::milliseconds timeout_;
-  std::atomic<uint64_t> contiguous_{0};  // bytes [0, contiguous_) were handed to the reader
-};
-
-// Times noted on the read path, not yet in the index. Only valid while the row has etag.
-struct PendingTimes {
-  std::string etag;
-  int64_t validated_at = 0;
-  int64_t accessed_at = 0;
-};
-
-class ObjectCacheImpl : public ObjectCache {
- public:
-  ObjectCacheImpl(s3::Client& client, ObjectCacheConfig config, UniqueFd lock_fd,
-                  std::unique_ptr<Index> index)
-      : client_(client),
-        config_(std::move(config)),
-        objects_dir_(config_.cache_dir + "/objects"),
-        tmp_dir_(config_.cache_dir + "/tmp"),
-        lock_fd_(std::move(lock_fd)),
-        index_(std::move(index)),
-        pool_(config_.download_threads, config_.parallel_per_object) {}
-
-  ~ObjectCacheImpl() override;
-
-  Status Reconcile();
-  void StartFlusher() {
-    flusher_ = std::thread([this] { FlushLoop(); });
-  }
-
-  Result<std::shared_ptr<ObjectHandle>> OpenRead(const std::string& key,
-                                                 const std::optional<ListingHint>& hint) override;
-  Status Forget(const std::string& key) override;
-  CacheCounters counters() const override;
-
- private:
-  std::string FileName(const std::string& key) const {
-    return Sha256Hex(config_.bucket + "/" + key);
-  }
-  std::string ObjectPath(const std::string& file_name) const {
-    return objects_dir_ + "/" + file_name.substr(0, 2) + "/" + file_name;
-  }
-  int64_t NowMs() const { return ToMs(config_.clock()); }
-
-  // The cached file of entry, or an invalid fd if it is missing or (for CLEAN rows) has the
-  // wrong size. Errors other than a missing file are returned.
-  Result<UniqueFd> OpenCachedFile(const IndexEntry& entry);
-  // Waits for a joined download's first answer. A null handle means it was a revalidation
-  // that got 304: the caller looks at the index again.
-  Result<std::shared_ptr<ObjectHandle>> Join(const std::shared_ptr<Download>& download);
-  Status Commit(Download& download);
-  void Finished(Download& download, Download::Phase phase);
-  // Removes the CLEAN row of key and its file.
-  Status DropEntry(const std::string& key);
-
-  int64_t ValidatedAt(const std::string& key, const IndexEntry& entry);
-  void NoteTimes(const std::string& key, const std::string& etag, int64_t validated_at,
-                 int64_t accessed_at);
-  void FlushLoop();
-  void Flush();
-
-  s3::Client& client_;
-  const ObjectCacheConfig config_;
-  const std::string objects_dir_;
-  const std::string tmp_dir_;
-  UniqueFd lock_fd_;  // flock()ed for the cache's lifetime
-  std::unique_ptr<Index> index_;
-  ChunkPool pool_;
-
-  std::atomic<uint64_t> hits_{0};
-  std::atomic<uint64_t> revalidated_{0};
-  std::atomic<uint64_t> misses_{0};
-  std::atomic<uint64_t> downloads_{0};
-  std::atomic<uint64_t> bytes_downloaded_{0};
-  std::atomic<uint64_t> tmp_counter_{0};
-
-  std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<Download>> inflight_;  // single flight
-  bool stopping_ = false;
-
-  std::mutex flush_mu_;
-  std::mutex times_mu_;
-  std::condition_variable flush_cv_;  // flush_stop_ set
-  std::unordered_map<std::string, PendingTimes> pending_;
-  std::unordered_map<std::string, PendingTimes> flushing_;  // being written by Flush()
-  bool flush_stop_ = false;
-  std::thread flusher_;
-};
+ObjectCacheImpl::ObjectCacheImpl(s3::Client& client, ObjectCacheConfig config, UniqueFd lock_fd,
+                                 std::unique_ptr<Index> index)
+    : client_(client),
+      config_(std::move(config)),
+      objects_dir_(config_.cache_dir + "/objects"),
+      tmp_dir_(config_.cache_dir + "/tmp"),
+      lock_fd_(std::move(lock_fd)),
+      index_(std::move(index)),
+      pool_(config_.download_threads, config_.parallel_per_object),
+      lifeline_(std::make_shared<Lifeline>()),
+      uploader_(config_.upload_threads,
+                [this](const std::shared_ptr<WriteEntry>& e) { return BackgroundUpload(e); }) {
+  lifeline_->cache = this;
+}
 
 ObjectCacheImpl::~ObjectCacheImpl() {
+  if (evictor_ != nullptr) evictor_->Stop();  // its passes use everything below
+  // Writers' calls in progress finish first; later ones fail with ESHUTDOWN.
+  {
+    std::unique_lock<std::shared_mutex> lock(lifeline_->mu);
+    lifeline_->cache = nullptr;
+  }
+  {
+    std::lock_guard<std::mutex> lock(wmu_);
+    wstopping_ = true;
+  }
+  // An upload in flight runs to its end (S3 requests cannot be withdrawn half-way without
+  // leaving a multipart upload behind); what is queued stays DIRTY for the next start.
+  uploader_.Shutdown();
   std::vector<std::shared_ptr<Download>> active;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -198,7 +68,7 @@ ObjectCacheImpl::~ObjectCacheImpl() {
   }
   flush_cv_.notify_all();
   if (flusher_.joinable()) flusher_.join();
-  Flush();
+  FlushTimes();
 }
 
 Result<UniqueFd> ObjectCacheImpl::OpenCachedFile(const IndexEntry& entry) {
@@ -231,10 +101,14 @@ Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::Join(
       std::make_shared<DownloadHandle>(download, config_.read_timeout));
 }
 
-Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenRead(
+Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenReadUnpinned(
     const std::string& key, const std::optional<ListingHint>& hint) {
   // More than one round only when a joined revalidation got 304 or a racing open won.
   for (int round = 0; round < 4; ++round) {
+    // Open for writing or with local changes: the local file is the truth.
+    Result<std::shared_ptr<ObjectHandle>> local = OpenLocal(key);
+    if (!local.ok() || *local != nullptr) return local;
+
     std::shared_ptr<Download> joined;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -296,12 +170,13 @@ Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenRead(
     DownloadParams params;
     params.client = &client_;
     params.key = key;
-    params.tmp_path = tmp_dir_ + "/" + file_name + "." + std::to_string(tmp_counter_++);
+    params.tmp_path = NewTmpPath(file_name);
     params.chunk_size = config_.chunk_size;
     params.verify_md5 = config_.verify_md5;
     params.if_none_match = revalidate_etag;
     params.bytes_counter = &bytes_downloaded_;
     params.clock = config_.clock;
+    params.on_size_known = [this](Download& d) { MakeRoomFor(d); };
     Result<std::shared_ptr<Download>> created = Download::Create(
         std::move(params), &pool_, [this](Download& d) { return Commit(d); },
         [this](Download& d, Download::Phase phase) { Finished(d, phase); });
@@ -341,11 +216,16 @@ Status ObjectCacheImpl::Commit(Download& d) {
   entry.mtime = d.mtime();
   entry.validated_at = ToMs(d.validated_at());
   entry.accessed_at = NowMs();
+  entry.meta = FileMeta::FromMetadata(d.metadata());
+  // Before the row is visible, so that whoever finds the row also finds the metadata.
+  if (!d.skip_commit()) NoteMeta(d.key(), entry.meta);
   std::string final_path = ObjectPath(entry.file_name);
   bool renamed = false;
   Status s = index_->PutClean(entry, [&]() -> Status {
-    // Checked under the index lock, so a Forget either stops this or deletes the new row.
+    // Checked under the index lock, so a Forget either stops this or deletes the new row, and
+    // a writer that registered its key first keeps its file.
     if (d.skip_commit()) return Status::Error(ECANCELED, d.key() + " was forgotten");
+    if (Pinned(d.key())) return Status::Error(ECANCELED, d.key() + " is being written locally");
     Status st = EnsureDir(objects_dir_ + "/" + entry.file_name.substr(0, 2));
     if (!st.ok()) return st;
     if (::rename(d.tmp_path().c_str(), final_path.c_str()) != 0) {
@@ -375,11 +255,21 @@ void ObjectCacheImpl::Finished(Download& d, Download::Phase phase) {
 
 Status ObjectCacheImpl::DropEntry(const std::string& key) {
   std::string path = ObjectPath(FileName(key));
-  Result<bool> r = index_->DeleteClean(config_.bucket, key, [&] { ::unlink(path.c_str()); });
+  Result<bool> r = index_->DeleteClean(
+      config_.bucket, key, [&] { ::unlink(path.c_str()); }, [&] { return Pinned(key); });
   return r.status();
 }
 
 Status ObjectCacheImpl::Forget(const std::string& key) {
+  CancelDownload(key);
+  if (!Pinned(key)) {
+    std::lock_guard<std::mutex> lock(meta_mu_);
+    metas_.erase(key);
+  }
+  return DropEntry(key);
+}
+
+void ObjectCacheImpl::CancelDownload(const std::string& key) {
   std::shared_ptr<Download> d;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -390,11 +280,8 @@ Status ObjectCacheImpl::Forget(const std::string& key) {
     }
   }
   if (d != nullptr) d->SkipCommit();  // its readers go on; the result is not kept
-  {
-    std::lock_guard<std::mutex> lock(times_mu_);
-    pending_.erase(key);
-  }
-  return DropEntry(key);
+  std::lock_guard<std::mutex> lock(times_mu_);
+  pending_.erase(key);
 }
 
 CacheCounters ObjectCacheImpl::counters() const {
@@ -406,6 +293,16 @@ CacheCounters ObjectCacheImpl::counters() const {
   c.bytes_downloaded = bytes_downloaded_.load();
   c.entries = index_->entries();
   c.bytes_cached = index_->bytes();
+  c.uploads = uploads_.load();
+  c.bytes_uploaded = bytes_uploaded_.load();
+  c.upload_failures = upload_failures_.load();
+  c.dirty_entries = dirty_entries_.load();
+  if (evictor_ != nullptr) {
+    EvictorCounters e = evictor_->counters();
+    c.evictions = e.evictions;
+    c.evicted_bytes = e.evicted_bytes;
+    c.not_kept = e.not_kept;
+  }
   return c;
 }
 
@@ -436,13 +333,14 @@ void ObjectCacheImpl::FlushLoop() {
     flush_cv_.wait_for(lock, config_.flush_interval, [this] { return flush_stop_; });
     if (flush_stop_) break;
     lock.unlock();
-    Flush();
+    FlushTimes();
     lock.lock();
   }
 }
 
-void ObjectCacheImpl::Flush() {
+void ObjectCacheImpl::FlushTimes() {
   std::lock_guard<std::mutex> flush_lock(flush_mu_);
+  PersistCounters();
   std::vector<TimeUpdate> updates;
   {
     std::lock_guard<std::mutex> lock(times_mu_);
@@ -457,128 +355,6 @@ void ObjectCacheImpl::Flush() {
   if (!s.ok()) LOG_WARN("cannot record access times: %s", s.ToString().c_str());
   std::lock_guard<std::mutex> lock(times_mu_);
   flushing_.clear();
-}
-
-// Makes the directory and the index agree, after a crash or files removed by hand. Only CLEAN
-// rows are touched: others hold data that is not in S3.
-Status ObjectCacheImpl::Reconcile() {
-  uint64_t stray_tmp = 0, orphan_files = 0, dropped_rows = 0;
-  if (UniqueDir dir{::opendir(tmp_dir_.c_str())}) {
-    while (struct dirent* e = ::readdir(dir.get())) {
-      std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
-      if (::unlink((tmp_dir_ + "/" + name).c_str()) == 0) ++stray_tmp;
-    }
-  }
-
-  // Files without a CLEAN row of the right size go.
-  UniqueDir top{::opendir(objects_dir_.c_str())};
-  if (top == nullptr) return ErrnoStatus(errno, "cannot list", objects_dir_);
-  while (struct dirent* shard = ::readdir(top.get())) {
-    std::string shard_name = shard->d_name;
-    if (shard_name == "." || shard_name == "..") continue;
-    std::string shard_path = objects_dir_ + "/" + shard_name;
-    UniqueDir dir{::opendir(shard_path.c_str())};
-    if (dir == nullptr) continue;
-    while (struct dirent* e = ::readdir(dir.get())) {
-      std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
-      std::string path = shard_path + "/" + name;
-      Result<std::optional<IndexEntry>> row = index_->GetByFileName(name);
-      if (!row.ok()) return row.status();
-      struct stat st;
-      bool is_file = ::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-      if (row->has_value() && (*row)->state != EntryState::kClean) continue;
-      bool keep = row->has_value() && is_file && name.substr(0, 2) == shard_name &&
-                  static_cast<uint64_t>(st.st_size) == (*row)->size;
-      if (keep) continue;
-      if (::unlink(path.c_str()) == 0) ++orphan_files;
-    }
-  }
-
-  // Rows without their file go (including those whose wrong-sized file just went).
-  std::vector<IndexEntry> missing;
-  Status s = index_->ForEach([&](const IndexEntry& e) {
-    if (e.state != EntryState::kClean) return;
-    struct stat st;
-    if (::stat(ObjectPath(e.file_name).c_str(), &st) != 0) missing.push_back(e);
-  });
-  if (!s.ok()) return s;
-  for (const IndexEntry& e : missing) {
-    Result<bool> r = index_->DeleteClean(e.bucket, e.key, nullptr);
-    if (!r.ok()) return r.status();
-    if (*r) ++dropped_rows;
-  }
-  if (stray_tmp + orphan_files + dropped_rows > 0) {
-    LOG_INFO(
-        "cache %s: removed %llu unfinished downloads and %llu files without an entry, "
-        "dropped %llu entries without a file",
-        config_.cache_dir.c_str(), static_cast<unsigned long long>(stray_tmp),
-        static_cast<unsigned long long>(orphan_files),
-        static_cast<unsigned long long>(dropped_rows));
-  }
-  return Status::Ok();
-}
-
-// Takes the directory's lock; EBUSY naming the holder when another process (or another
-// ObjectCache in this one) has it.
-Result<UniqueFd> LockCacheDir(const std::string& dir) {
-  std::string path = dir + "/lock";
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd.valid()) return ErrnoStatus(errno, "cannot open lock file", path);
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) return ErrnoStatus(errno, "cannot lock", path);
-    char buf[32] = {};
-    ssize_t n = ::pread(fd.get(), buf, sizeof(buf) - 1, 0);
-    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-    return Status::Error(
-        EBUSY, "cache directory " + dir + " is in use by another s3cachefs (pid " + pid + ")");
-  }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd.get(), 0) != 0 ||
-      ::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    return ErrnoStatus(errno, "cannot write", path);
-  }
-  return fd;
-}
-
-}  // namespace
-
-Result<std::unique_ptr<ObjectCache>> ObjectCache::Open(s3::Client& client,
-                                                       ObjectCacheConfig config) {
-  std::string& dir = config.cache_dir;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (dir.empty()) return Status::Error(EINVAL, "no cache directory given");
-  if (config.chunk_size == 0 || config.download_threads < 1 || config.parallel_per_object < 1) {
-    return Status::Error(EINVAL,
-                         "chunk_size, download_threads and parallel_per_object must be "
-                         "positive");
-  }
-  if (!config.clock) config.clock = [] { return system_clock::now(); };
-
-  std::error_code ignored;  // EnsureDir below names the real problem
-  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ignored);
-  Status s = EnsureDir(dir);
-  if (!s.ok()) return s;
-  if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
-    return ErrnoStatus(errno, "cannot use cache directory (it must be writable)", dir);
-  }
-  Result<UniqueFd> lock_fd = LockCacheDir(dir);
-  if (!lock_fd.ok()) return lock_fd.status();
-  for (const char* sub : {"/objects", "/tmp"}) {
-    s = EnsureDir(dir + sub);
-    if (!s.ok()) return s;
-  }
-  Result<std::unique_ptr<Index>> index = Index::Open(dir + "/index.sqlite");
-  if (!index.ok()) return index.status();
-
-  auto cache = std::make_unique<ObjectCacheImpl>(client, std::move(config), std::move(*lock_fd),
-                                                 std::move(*index));
-  s = cache->Reconcile();
-  if (!s.ok()) return s;
-  cache->StartFlusher();
-  return std::unique_ptr<ObjectCache>(std::move(cache));
 }
 
 }  // namespace s3cachefs::cache

@@ -22,9 +22,21 @@
 // A single-part object's MD5 is checked as the chunks arrive; readers are served before the
 // check can finish, but a handle that read the object from its start gets the verdict (EIO on
 // a mismatch) before its last bytes. Access and validation times are noted in memory on the
-// read path and written to the index in batches. Rows not CLEAN (local changes, for the
-// coming write-back) are served as they are and never replaced or dropped here.
-// Thread-safe. Implementation: cache/object_cache.cc, cache/download.{h,cc}, cache/index.{h,cc}.
+// read path and written to the index in batches.
+//
+// Write-back (cache/write_types.h). Writers change the cached file in place; a key that is
+// open for writing or DIRTY is served from that file without revalidation and is never
+// replaced by a download or dropped by Forget or reconciliation. A change is recorded DIRTY
+// durably before it is made; Flush uploads it (sync) or queues it (async); failed uploads keep
+// the data DIRTY and are retried with exponential backoff; DIRTY entries found at start-up are
+// uploaded first. Uploads of one key run one at a time, and an upload marks the row CLEAN
+// (with the ETag S3 answered, so the copy is not downloaded again) only if nothing changed
+// while it ran.
+// Conflicts: a file whose local changes started from a known ETag is checked with a HEAD
+// before its upload; if S3 has another version (another client wrote it), the local version
+// still wins — it is uploaded over it — and a warning names the key and the remote ETag. There
+// is no merge and no lock: last writer wins, as in S3 itself.
+// Thread-safe. Implementation: cache/object_cache_impl.h lists the files.
 #pragma once
 
 #include <chrono>
@@ -35,8 +47,10 @@
 #include <optional>
 #include <string>
 
+#include "cache/write_types.h"
 #include "s3/client.h"
 #include "s3/status.h"
+#include "s3/transfer.h"
 
 namespace s3cachefs::cache {
 
@@ -54,6 +68,22 @@ struct ObjectCacheConfig {
   std::chrono::milliseconds flush_interval{std::chrono::seconds(5)};
   // Wall clock for validation times; tests move it forward. Default: system_clock::now.
   std::function<std::chrono::system_clock::time_point()> clock;
+  // Budget (cache/evictor.h): total bytes of cached objects (0 = no limit), free space to keep
+  // on the cache's file system (statvfs of cache_dir; 0 = no floor), and how long an unread
+  // entry is kept (unset = forever). Least recently read entries go first; entries open or with
+  // local changes never. A background pass runs every eviction_interval.
+  uint64_t cache_size = 0;
+  unsigned cache_min_free_percent = 10;
+  std::optional<std::chrono::seconds> cache_max_age;
+  std::chrono::milliseconds eviction_interval{std::chrono::seconds(5)};
+
+  // Write-back (cache/write_types.h).
+  WriteBackMode write_back = WriteBackMode::kSync;
+  int upload_threads = 4;                  // background uploads in flight (async and retries)
+  s3::TransferTuning transfer;             // multipart threshold, part size, parallel parts
+  std::chrono::milliseconds upload_retry_max_delay{std::chrono::seconds(30)};
+  // First retry delay of a failed upload; it doubles with each failure up to the maximum.
+  std::chrono::milliseconds upload_retry_min_delay{std::chrono::seconds(1)};
 };
 
 // What a recent LIST said about a key. When it was listed after the cached copy was last
@@ -74,6 +104,13 @@ struct CacheCounters {
   uint64_t bytes_downloaded = 0;
   uint64_t entries = 0;       // rows in the index
   uint64_t bytes_cached = 0;  // sum of their sizes
+  uint64_t uploads = 0;          // uploads S3 accepted
+  uint64_t bytes_uploaded = 0;   // their sizes
+  uint64_t upload_failures = 0;  // upload attempts that failed (each is retried)
+  uint64_t dirty_entries = 0;    // keys with local changes S3 does not have yet
+  uint64_t evictions = 0;        // entries dropped to keep the budget
+  uint64_t evicted_bytes = 0;
+  uint64_t not_kept = 0;  // downloads served without being cached: no room could be made
 };
 
 // One open of one object. The fd stays valid (and the content it shows unchanged) for the
@@ -94,14 +131,19 @@ class ObjectHandle {
 
 class ObjectCache {
  public:
-  // Cancels downloads in flight (their readers get ECANCELED), joins the download threads,
-  // flushes the in-memory times and releases the directory lock. No OpenRead/Forget may be
-  // running; handles may outlive the cache and keep their descriptors.
+  // Waits for WritableFile calls in progress (later ones fail with ESHUTDOWN), stops the
+  // uploaders after the upload each is running (queued ones stay DIRTY and resume at the next
+  // Open; call DrainUploads first to finish them), cancels downloads in flight (their readers
+  // get ECANCELED), joins the download threads, flushes the in-memory times and releases the
+  // directory lock. No other ObjectCache method may be running; handles of both kinds may
+  // outlive the cache and keep their descriptors.
   virtual ~ObjectCache() = default;
 
   // Opens (creating if needed) the cache directory: takes its lock (EBUSY with a clear message
   // if another daemon holds it), opens or creates the index, and reconciles it with the files
   // (unfinished downloads removed, files without a row removed, rows without a file dropped).
+  // Then it takes the size of entries with local changes from their files, runs one eviction
+  // pass to bring the directory within its budget and starts the background evictor.
   static Result<std::unique_ptr<ObjectCache>> Open(s3::Client& client, ObjectCacheConfig config);
 
   // Opens key for reading: a valid cached copy, a revalidated one, or a download that the
@@ -116,6 +158,51 @@ class ObjectCache {
   virtual Status Forget(const std::string& key) = 0;
 
   virtual CacheCounters counters() const = 0;
+
+  // ---- Write path (see cache/write_types.h) ----
+
+  // Opens key for writing. With truncate the old body is never downloaded: the file starts
+  // empty and counts as changed. Otherwise the whole current object is fetched first (ENOENT if
+  // it does not exist, unless create, which starts a new empty file). Writers of one key share
+  // one local file; while any is open or the entry is DIRTY it is never evicted, revalidated or
+  // replaced. ENOSPC when the cache disk is full.
+  virtual Result<std::shared_ptr<WritableFile>> OpenWrite(
+      const std::string& key, bool truncate, bool create,
+      const std::optional<ListingHint>& hint) = 0;
+
+  // What the cache knows locally about key / about every key under prefix that S3 may not show
+  // yet (open for writing, DIRTY, or being uploaded): listings and attributes show these.
+  virtual std::optional<LocalFile> Local(const std::string& key) = 0;
+  virtual std::vector<LocalFile> LocalUnder(const std::string& prefix) = 0;
+
+  // POSIX metadata known locally for key: from its last upload, a GET/HEAD answer, or SetMeta.
+  virtual std::optional<FileMeta> Meta(const std::string& key) = 0;
+  // Changes key's metadata (fields set in meta). For a DIRTY or open file it goes with the
+  // next upload; for a clean one a CopyObject onto itself replaces it in S3 now, and the ETag
+  // recorded is the new one (so the cached body stays valid).
+  virtual Status SetMeta(const std::string& key, const FileMeta& meta) = 0;
+
+  // Deletes key in S3 and drops it from the cache, cancelling a pending upload; writers still
+  // open keep their fd but their Flush no longer uploads. OK if the key does not exist.
+  virtual Status Remove(const std::string& key) = 0;
+
+  // Renames the object from -> to, replacing to. A clean object is copied server-side and then
+  // deleted, its cached copy moving with it (no download); a DIRTY or open one is re-keyed
+  // locally, written back under the new key (sync mode: before returning) and the old key is
+  // deleted in S3. ENOENT if from exists neither in S3 nor locally.
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+
+  // Blocks until no upload is pending or running (unmount), logging progress every few
+  // seconds; gives up after timeout (the rest stays DIRTY and resumes at the next mount).
+  virtual Status DrainUploads(std::chrono::seconds timeout) = 0;
+  virtual size_t pending_uploads() const = 0;
 };
+
+class UniqueFd;
+
+// Takes the flock() of cache directory dir (<dir>/lock, created if needed) and writes our pid
+// in it; held while the returned descriptor is open. EBUSY naming the holder's pid when another
+// process (a daemon, or `s3cachefs cache evict`) has it.
+Result<UniqueFd> LockCacheDirectory(const std::string& dir);
 
 }  // namespace s3cachefs::cache

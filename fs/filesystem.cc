@@ -8,28 +8,14 @@
 #include <memory>
 #include <vector>
 
+#include "cache/local_overlay.h"
+#include "fs/handles.h"
 #include "s3/log.h"
 
 namespace s3cachefs::fs {
 namespace {
 
 FileSystem* Self(fuse_req_t req) { return static_cast<FileSystem*>(fuse_req_userdata(req)); }
-
-void ReplyStatus(fuse_req_t req, const Status& status) {
-  fuse_reply_err(req, status.ok() ? 0 : status.code());
-}
-
-// The snapshot of a directory taken at opendir, so that offsets stay stable while the kernel
-// reads it in several calls.
-struct DirHandle {
-  std::string path;
-  std::vector<cache::DirEntry> entries;
-};
-
-// One open file.
-struct FileHandle {
-  std::shared_ptr<cache::ObjectHandle> object;
-};
 
 constexpr uint64_t kMaxIo = 1 << 20;  // largest FUSE read/write request we negotiate
 
@@ -43,15 +29,43 @@ FileSystem::FileSystem(const MountOptions& options, cache::Namespace& names,
       mount_time_(time(nullptr)),
       attr_timeout_(std::chrono::duration<double>(options.stat_ttl).count()) {}
 
-std::string FileSystem::ChildPath(const std::string& parent, const char* name) {
-  return parent.empty() ? std::string(name) : parent + "/" + name;
+Result<std::string> FileSystem::ChildPath(Ino parent, const char* name) const {
+  std::optional<InodeInfo> dir = inodes_.Get(parent);
+  if (!dir) return Status::Error(ESTALE, "unknown inode");
+  if (strlen(name) > 255) return Status::Error(ENAMETOOLONG, "name too long");
+  if (!cache::IsValidSegment(name)) return Status::Error(EINVAL, "invalid name");
+  return dir->path.empty() ? std::string(name) : dir->path + "/" + name;
 }
 
-struct stat FileSystem::ToStat(Ino ino, const cache::NodeAttr& attr) const {
+std::optional<cache::ListingHint> FileSystem::HintFor(const cache::NodeAttr& attr) {
+  if (attr.listed_at.time_since_epoch().count() == 0 || attr.etag.empty()) return std::nullopt;
+  return cache::ListingHint{attr.etag, attr.size, attr.listed_at};
+}
+
+Status FileSystem::CheckWritable() const {
+  return options_.read_only ? Status::Error(EROFS, "read-only mount") : Status::Ok();
+}
+
+Result<cache::NodeAttr> FileSystem::CurrentAttr(const std::string& path) {
+  if (path.empty()) {
+    cache::NodeAttr root;
+    root.type = cache::NodeType::kDirectory;
+    return root;
+  }
+  std::optional<cache::LocalFile> local = objects_.Local(names_.FileKey(path));
+  Result<cache::NodeAttr> listed = names_.Lookup(path);
+  if (local && !(listed.ok() && listed->type == cache::NodeType::kDirectory)) {
+    return cache::LocalAttr(*local);
+  }
+  return listed;
+}
+
+struct stat FileSystem::ToStat(Ino ino, const std::string& path, const cache::NodeAttr& attr) const {
   struct stat st {};
   st.st_ino = ino;
   st.st_uid = options_.uid;
   st.st_gid = options_.gid;
+  time_t mtime = attr.mtime != 0 ? attr.mtime : mount_time_;
   if (attr.type == cache::NodeType::kDirectory) {
     st.st_mode = S_IFDIR | (0777 & ~options_.umask);
     st.st_nlink = 2;
@@ -60,12 +74,18 @@ struct stat FileSystem::ToStat(Ino ino, const cache::NodeAttr& attr) const {
     st.st_nlink = 1;
     st.st_size = static_cast<off_t>(attr.size);
     st.st_blocks = static_cast<blkcnt_t>((attr.size + 511) / 512);
+    // Attributes kept in x-amz-meta-* (written by us or by s3fs-fuse) win over the defaults.
+    if (std::optional<cache::FileMeta> meta = objects_.Meta(names_.FileKey(path))) {
+      if (meta->mode) st.st_mode = S_IFREG | (*meta->mode & 07777);
+      if (meta->uid) st.st_uid = *meta->uid;
+      if (meta->gid) st.st_gid = *meta->gid;
+      if (meta->mtime) mtime = static_cast<time_t>(*meta->mtime);
+    }
   }
   st.st_blksize = 128 * 1024;
-  const time_t t = attr.mtime != 0 ? attr.mtime : mount_time_;
-  st.st_mtim.tv_sec = t;
-  st.st_atim.tv_sec = t;
-  st.st_ctim.tv_sec = t;
+  st.st_mtim.tv_sec = mtime;
+  st.st_atim.tv_sec = mtime;
+  st.st_ctim.tv_sec = mtime;
   return st;
 }
 
@@ -73,7 +93,7 @@ fuse_entry_param FileSystem::ToEntry(const InodeInfo& inode) const {
   fuse_entry_param e{};
   e.ino = inode.ino;
   e.generation = 1;
-  e.attr = ToStat(inode.ino, inode.attr);
+  e.attr = ToStat(inode.ino, inode.path, inode.attr);
   e.attr_timeout = attr_timeout_;
   e.entry_timeout = attr_timeout_;
   return e;
@@ -100,13 +120,12 @@ void FileSystem::Init(fuse_conn_info* conn) {
 }
 
 void FileSystem::Lookup(fuse_req_t req, Ino parent, const char* name) {
-  std::optional<InodeInfo> dir = inodes_.Get(parent);
-  if (!dir) return (void)fuse_reply_err(req, ESTALE);
-  if (!cache::IsValidSegment(name)) {
-    return (void)fuse_reply_err(req, strlen(name) > 255 ? ENAMETOOLONG : ENOENT);
+  Result<std::string> path = ChildPath(parent, name);
+  if (!path.ok()) {
+    const int code = path.status().code();
+    return (void)fuse_reply_err(req, code == EINVAL ? ENOENT : code);
   }
-  const std::string path = ChildPath(dir->path, name);
-  Result<cache::NodeAttr> attr = names_.Lookup(path);
+  Result<cache::NodeAttr> attr = CurrentAttr(*path);
   if (!attr.ok()) {
     if (attr.status().code() == ENOENT) {
       // A negative entry the kernel may cache for as long as our own negative cache.
@@ -114,10 +133,10 @@ void FileSystem::Lookup(fuse_req_t req, Ino parent, const char* name) {
       e.entry_timeout = std::chrono::duration<double>(options_.negative_ttl).count();
       return (void)fuse_reply_entry(req, &e);
     }
-    LOG_WARN("lookup %s: %s", path.c_str(), attr.status().ToString().c_str());
+    LOG_WARN("lookup %s: %s", path->c_str(), attr.status().ToString().c_str());
     return ReplyStatus(req, attr.status());
   }
-  fuse_entry_param e = ToEntry(inodes_.Acquire(path, *attr));
+  fuse_entry_param e = ToEntry(inodes_.Acquire(*path, *attr));
   if (fuse_reply_entry(req, &e) != 0) inodes_.Forget(e.ino, 1);
 }
 
@@ -126,15 +145,73 @@ void FileSystem::Forget(Ino ino, uint64_t nlookup) { inodes_.Forget(ino, nlookup
 void FileSystem::GetAttr(fuse_req_t req, Ino ino) {
   std::optional<InodeInfo> inode = inodes_.Get(ino);
   if (!inode) return (void)fuse_reply_err(req, ESTALE);
-  cache::NodeAttr attr = inode->attr;
-  if (ino != kRootIno) {
-    Result<cache::NodeAttr> fresh = names_.Lookup(inode->path);
-    if (!fresh.ok()) return ReplyStatus(req, fresh.status());
-    attr = *fresh;
-    inodes_.SetAttr(ino, attr);
-  }
-  struct stat st = ToStat(ino, attr);
+  Result<cache::NodeAttr> attr = CurrentAttr(inode->path);
+  if (!attr.ok()) return ReplyStatus(req, attr.status());
+  inodes_.SetAttr(ino, *attr);
+  struct stat st = ToStat(ino, inode->path, *attr);
   fuse_reply_attr(req, &st, attr_timeout_);
+}
+
+void FileSystem::SetAttr(fuse_req_t req, Ino ino, struct stat* attr, int to_set,
+                         fuse_file_info* fi) {
+  std::optional<InodeInfo> inode = inodes_.Get(ino);
+  if (!inode) return (void)fuse_reply_err(req, ESTALE);
+  const bool is_dir = inode->attr.type == cache::NodeType::kDirectory;
+  const std::string key = names_.FileKey(inode->path);
+  const int meta_bits = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+                        FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW;
+  if ((to_set & (FUSE_SET_ATTR_SIZE | meta_bits)) != 0) {
+    if (Status s = CheckWritable(); !s.ok()) return ReplyStatus(req, s);
+  }
+
+  if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
+    if (is_dir) return (void)fuse_reply_err(req, EISDIR);
+    FileHandle* handle = fi != nullptr ? GetFileHandle(fi) : nullptr;
+    std::shared_ptr<cache::WritableFile> writer = handle != nullptr ? handle->writer : nullptr;
+    const bool own_writer = writer == nullptr;
+    if (own_writer) {  // truncate(2) on a path: open, cut, write back
+      Result<std::shared_ptr<cache::WritableFile>> opened =
+          objects_.OpenWrite(key, attr->st_size == 0, false, HintFor(inode->attr));
+      if (!opened.ok()) return ReplyStatus(req, opened.status());
+      writer = *opened;
+    }
+    Status s = writer->MarkDirty();
+    if (s.ok() && ftruncate(writer->fd(), attr->st_size) != 0) {
+      s = Status::Error(errno, std::string("truncate: ") + strerror(errno));
+    }
+    if (s.ok() && own_writer) s = writer->Flush();
+    if (!s.ok()) {
+      LOG_WARN("truncate %s: %s", inode->path.c_str(), s.ToString().c_str());
+      return ReplyStatus(req, s);
+    }
+  }
+
+  if (!is_dir && (to_set & meta_bits) != 0) {
+    cache::FileMeta meta;
+    if ((to_set & FUSE_SET_ATTR_MODE) != 0) meta.mode = S_IFREG | (attr->st_mode & 07777);
+    if ((to_set & FUSE_SET_ATTR_UID) != 0) meta.uid = attr->st_uid;
+    if ((to_set & FUSE_SET_ATTR_GID) != 0) meta.gid = attr->st_gid;
+    if ((to_set & FUSE_SET_ATTR_MTIME_NOW) != 0) {
+      meta.mtime = time(nullptr);
+    } else if ((to_set & FUSE_SET_ATTR_MTIME) != 0) {
+      meta.mtime = attr->st_mtim.tv_sec;
+    }
+    if (Status s = objects_.SetMeta(key, meta); !s.ok()) {
+      LOG_WARN("setattr %s: %s", inode->path.c_str(), s.ToString().c_str());
+      return ReplyStatus(req, s);
+    }
+  }
+  // Directories have no stored attributes of their own (a marker may not even exist): mode,
+  // owner and time changes on them are accepted and not kept, as with s3fs-fuse's implicit dirs.
+  if ((to_set & FUSE_SET_ATTR_SIZE) != 0) NoteFileChanged(ino, inode->path);
+  GetAttr(req, ino);
+}
+
+void FileSystem::NoteFileChanged(Ino ino, const std::string& path) {
+  Result<cache::NodeAttr> attr = CurrentAttr(path);
+  if (!attr.ok()) return;
+  inodes_.SetAttr(ino, *attr);
+  if (attr->type == cache::NodeType::kFile) names_.NoteFile(path, *attr);
 }
 
 void FileSystem::OpenDir(fuse_req_t req, Ino ino, fuse_file_info* fi) {
@@ -142,20 +219,21 @@ void FileSystem::OpenDir(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   if (!inode) return (void)fuse_reply_err(req, ESTALE);
   Result<std::vector<cache::DirEntry>> entries = names_.List(inode->path);
   if (!entries.ok()) return ReplyStatus(req, entries.status());
+  const std::string prefix = names_.DirPrefix(inode->path);
+  cache::OverlayLocalFiles(prefix, objects_.LocalUnder(prefix), *entries);
   auto handle = std::make_unique<DirHandle>();
   handle->path = inode->path;
   handle->entries = std::move(*entries);
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
-  fi->cache_readdir = 0;
   if (fuse_reply_open(req, fi) == 0) handle.release();
 }
 
 void FileSystem::ReadDir(fuse_req_t req, Ino ino, size_t size, off_t offset, fuse_file_info* fi,
                          bool plus) {
-  auto* handle = reinterpret_cast<DirHandle*>(fi->fh);
+  DirHandle* handle = GetDirHandle(fi);
   std::vector<char> buf(size);
   size_t used = 0;
-  // Offsets: 1 and 2 are "." and "..", 3 + i is entries[i].
+  // Offsets: entry i (0 ".", 1 "..", 2 + n the n-th child) ends at offset i + 1.
   for (off_t next = offset; next < static_cast<off_t>(handle->entries.size()) + 2; ++next) {
     const char* name;
     fuse_entry_param e{};
@@ -166,17 +244,17 @@ void FileSystem::ReadDir(fuse_req_t req, Ino ino, size_t size, off_t offset, fus
     } else {
       const cache::DirEntry& entry = handle->entries[next - 2];
       name = entry.name.c_str();
+      const std::string path = handle->path.empty() ? entry.name : handle->path + "/" + entry.name;
       if (plus) {
-        e = ToEntry(inodes_.Acquire(ChildPath(handle->path, name), entry.attr));
+        e = ToEntry(inodes_.Acquire(path, entry.attr));
       } else {
-        e.attr = ToStat(std::hash<std::string>{}(ChildPath(handle->path, name)) | (1ull << 63),
-                        entry.attr);
+        e.attr = ToStat(std::hash<std::string>{}(path) | (1ull << 63), path, entry.attr);
       }
     }
     char* out = buf.data() + used;
     const size_t room = size - used;
-    size_t need = plus ? fuse_add_direntry_plus(req, out, room, name, &e, next + 1)
-                       : fuse_add_direntry(req, out, room, name, &e.attr, next + 1);
+    const size_t need = plus ? fuse_add_direntry_plus(req, out, room, name, &e, next + 1)
+                             : fuse_add_direntry(req, out, room, name, &e.attr, next + 1);
     if (need > room) {
       if (plus && e.ino != 0) inodes_.Forget(e.ino, 1);  // not handed to the kernel
       break;
@@ -187,73 +265,7 @@ void FileSystem::ReadDir(fuse_req_t req, Ino ino, size_t size, off_t offset, fus
 }
 
 void FileSystem::ReleaseDir(fuse_req_t req, fuse_file_info* fi) {
-  delete reinterpret_cast<DirHandle*>(fi->fh);
-  fuse_reply_err(req, 0);
-}
-
-void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
-  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0) {
-    return (void)fuse_reply_err(req, EROFS);
-  }
-  std::optional<InodeInfo> inode = inodes_.Get(ino);
-  if (!inode) return (void)fuse_reply_err(req, ESTALE);
-  if (inode->attr.type == cache::NodeType::kDirectory) return (void)fuse_reply_err(req, EISDIR);
-
-  std::optional<cache::ListingHint> hint;
-  if (inode->attr.listed_at.time_since_epoch().count() != 0) {
-    hint = cache::ListingHint{inode->attr.etag, inode->attr.size, inode->attr.listed_at};
-  }
-  Result<std::shared_ptr<cache::ObjectHandle>> object =
-      objects_.OpenRead(names_.FileKey(inode->path), hint);
-  if (!object.ok()) {
-    if (object.status().code() == ENOENT) {
-      names_.NoteRemoved(inode->path);
-    } else {
-      LOG_WARN("open %s: %s", inode->path.c_str(), object.status().ToString().c_str());
-    }
-    return ReplyStatus(req, object.status());
-  }
-  const std::shared_ptr<cache::ObjectHandle>& h = *object;
-  const bool same_content = inodes_.SwapOpenedEtag(ino, h->etag()) == h->etag();
-  if (h->etag() != inode->attr.etag || h->size() != inode->attr.size) {
-    // The object changed since it was listed: publish the new size and drop what the kernel
-    // cached about it, so that reads see the whole new content.
-    cache::NodeAttr attr = inode->attr;
-    attr.etag = h->etag();
-    attr.size = h->size();
-    attr.mtime = h->mtime();
-    inodes_.SetAttr(ino, attr);
-    names_.NoteFile(inode->path, attr);
-    if (session_ != nullptr) fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0);
-  }
-  auto handle = std::make_unique<FileHandle>();
-  handle->object = h;
-  fi->fh = reinterpret_cast<uint64_t>(handle.get());
-  fi->keep_cache = same_content ? 1 : 0;
-  if (fuse_reply_open(req, fi) == 0) handle.release();
-}
-
-void FileSystem::Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
-  auto* handle = reinterpret_cast<FileHandle*>(fi->fh);
-  cache::ObjectHandle& object = *handle->object;
-  const uint64_t file_size = object.size();
-  if (offset < 0 || static_cast<uint64_t>(offset) >= file_size) {
-    return (void)fuse_reply_buf(req, nullptr, 0);
-  }
-  const uint64_t length = std::min<uint64_t>(size, file_size - static_cast<uint64_t>(offset));
-  if (Status s = object.WaitReadable(static_cast<uint64_t>(offset), length); !s.ok()) {
-    LOG_WARN("read: %s", s.ToString().c_str());
-    return ReplyStatus(req, s);
-  }
-  fuse_bufvec buf = FUSE_BUFVEC_INIT(length);
-  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = object.fd();
-  buf.buf[0].pos = offset;
-  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-}
-
-void FileSystem::Release(fuse_req_t req, fuse_file_info* fi) {
-  delete reinterpret_cast<FileHandle*>(fi->fh);
+  delete GetDirHandle(fi);
   fuse_reply_err(req, 0);
 }
 
@@ -289,6 +301,8 @@ const fuse_lowlevel_ops& FileSystem::Operations() {
       fuse_reply_none(req);
     };
     o.getattr = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { Self(req)->GetAttr(req, ino); };
+    o.setattr = [](fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                   fuse_file_info* fi) { Self(req)->SetAttr(req, ino, attr, to_set, fi); };
     o.opendir = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       Self(req)->OpenDir(req, ino, fi);
     };
@@ -300,12 +314,33 @@ const fuse_lowlevel_ops& FileSystem::Operations() {
     o.releasedir = [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
       Self(req)->ReleaseDir(req, fi);
     };
+    o.statfs = [](fuse_req_t req, fuse_ino_t) { Self(req)->StatFs(req); };
     o.open = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { Self(req)->Open(req, ino, fi); };
+    o.create = [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+                  fuse_file_info* fi) { Self(req)->Create(req, parent, name, mode, fi); };
     o.read = [](fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
       Self(req)->Read(req, size, off, fi);
     };
+    o.write = [](fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+                 fuse_file_info* fi) { Self(req)->Write(req, buf, size, off, fi); };
+    o.flush = [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { Self(req)->Flush(req, fi); };
+    o.fsync = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) { Self(req)->Fsync(req, fi); };
     o.release = [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { Self(req)->Release(req, fi); };
-    o.statfs = [](fuse_req_t req, fuse_ino_t) { Self(req)->StatFs(req); };
+    o.mkdir = [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+      Self(req)->MkDir(req, parent, name, mode);
+    };
+    o.rmdir = [](fuse_req_t req, fuse_ino_t parent, const char* name) {
+      Self(req)->RmDir(req, parent, name);
+    };
+    o.unlink = [](fuse_req_t req, fuse_ino_t parent, const char* name) {
+      Self(req)->Unlink(req, parent, name);
+    };
+    o.rename = [](fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+                  const char* new_name, unsigned flags) {
+      Self(req)->Rename(req, parent, name, new_parent, new_name, flags);
+    };
+    // S3 has no hard links.
+    o.link = [](fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(req, EPERM); };
     return o;
   }();
   return ops;

@@ -1,15 +1,21 @@
 // FileSystem: the low-level FUSE operations, a thin adapter over cache::Namespace (names and
-// attributes) and cache::ObjectCache (file bodies). It owns the inode table and the open
-// handles, turns Status codes into FUSE replies, and negotiates the connection in Init.
+// attributes), cache::ObjectCache (file bodies, write-back) and the inode table. It turns
+// Status codes into FUSE replies and negotiates the connection in Init.
 //
-// Every operation may run on any FUSE worker thread at once; the state here is the inode table
-// (its own lock) and per-handle objects owned by the kernel's file handles.
+//   fs/filesystem.cc  init, lookup/forget, getattr/setattr, directories, statfs, the op table
+//   fs/file_ops.cc    open/create, read/write, flush/fsync/release
+//   fs/tree_ops.cc    mkdir, rmdir, unlink, rename, link
+//
+// Every operation may run on any FUSE worker thread at once; the shared state is the inode
+// table (its own lock), the caches (their own locks) and per-handle objects that the kernel
+// serialises per file handle where it matters.
 #pragma once
 
 #include <fuse_lowlevel.h>
 
 #include <chrono>
 #include <ctime>
+#include <optional>
 #include <string>
 
 #include "cache/namespace.h"
@@ -31,23 +37,44 @@ class FileSystem {
   // Must be called once the session exists, before the loop runs (used for notifications).
   void SetSession(fuse_session* session) { session_ = session; }
 
-  // Operation handlers (public for the static trampolines).
+  // Operation handlers (public for the static trampolines in Operations()).
   void Init(fuse_conn_info* conn);
   void Lookup(fuse_req_t req, Ino parent, const char* name);
   void Forget(Ino ino, uint64_t nlookup);
   void GetAttr(fuse_req_t req, Ino ino);
+  void SetAttr(fuse_req_t req, Ino ino, struct stat* attr, int to_set, fuse_file_info* fi);
   void OpenDir(fuse_req_t req, Ino ino, fuse_file_info* fi);
   void ReadDir(fuse_req_t req, Ino ino, size_t size, off_t offset, fuse_file_info* fi, bool plus);
   void ReleaseDir(fuse_req_t req, fuse_file_info* fi);
-  void Open(fuse_req_t req, Ino ino, fuse_file_info* fi);
-  void Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi);
-  void Release(fuse_req_t req, fuse_file_info* fi);
   void StatFs(fuse_req_t req);
 
+  void Open(fuse_req_t req, Ino ino, fuse_file_info* fi);
+  void Create(fuse_req_t req, Ino parent, const char* name, mode_t mode, fuse_file_info* fi);
+  void Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi);
+  void Write(fuse_req_t req, const char* buf, size_t size, off_t offset, fuse_file_info* fi);
+  void Flush(fuse_req_t req, fuse_file_info* fi);
+  void Fsync(fuse_req_t req, fuse_file_info* fi);
+  void Release(fuse_req_t req, fuse_file_info* fi);
+
+  void MkDir(fuse_req_t req, Ino parent, const char* name, mode_t mode);
+  void RmDir(fuse_req_t req, Ino parent, const char* name);
+  void Unlink(fuse_req_t req, Ino parent, const char* name);
+  void Rename(fuse_req_t req, Ino parent, const char* name, Ino new_parent, const char* new_name,
+              unsigned flags);
+
  private:
-  struct stat ToStat(Ino ino, const cache::NodeAttr& attr) const;
+  // The attributes of path as the mount shows them: S3's listing, overlaid with what exists
+  // only locally (a file being written or waiting for upload).
+  Result<cache::NodeAttr> CurrentAttr(const std::string& path);
+  struct stat ToStat(Ino ino, const std::string& path, const cache::NodeAttr& attr) const;
   fuse_entry_param ToEntry(const InodeInfo& inode) const;
-  static std::string ChildPath(const std::string& parent, const char* name);
+  // The child's path, or an error for a name no key can hold.
+  Result<std::string> ChildPath(Ino parent, const char* name) const;
+  static std::optional<cache::ListingHint> HintFor(const cache::NodeAttr& attr);
+  Status CheckWritable() const;
+  // Publishes a file's new local state to the name cache and the kernel.
+  void NoteFileChanged(Ino ino, const std::string& path);
+  Status RenameDirectory(const std::string& from, const std::string& to);
 
   const MountOptions& options_;
   cache::Namespace& names_;

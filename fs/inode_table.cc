@@ -1,5 +1,7 @@
 #include "fs/inode_table.h"
 
+#include <vector>
+
 namespace s3cachefs::fs {
 
 InodeTable::InodeTable() {
@@ -62,6 +64,34 @@ std::string InodeTable::SwapOpenedEtag(Ino ino, const std::string& etag) {
   std::string previous = std::move(it->second.opened_etag);
   it->second.opened_etag = etag;
   return previous;
+}
+
+void InodeTable::Rename(const std::string& from, const std::string& to) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto detach = [this](const std::string& path) {
+    auto it = by_path_.find(path);
+    if (it == by_path_.end()) return;
+    // A path no name can have (names hold no NUL), so it matches nothing any more.
+    inodes_[it->second].path = std::string("\0detached", 9);
+    by_path_.erase(it);
+  };
+  // Whatever stood at or below the target is replaced.
+  std::vector<std::string> replaced;
+  for (const auto& [path, ino] : by_path_) {
+    if (path == to || path.rfind(to + "/", 0) == 0) replaced.push_back(path);
+  }
+  for (const std::string& path : replaced) detach(path);
+
+  std::vector<std::pair<std::string, Ino>> moved;
+  for (const auto& [path, ino] : by_path_) {
+    if (path == from || path.rfind(from + "/", 0) == 0) moved.emplace_back(path, ino);
+  }
+  for (const auto& [path, ino] : moved) {
+    const std::string new_path = to + path.substr(from.size());
+    by_path_.erase(path);
+    by_path_[new_path] = ino;
+    inodes_[ino].path = new_path;
+  }
 }
 
 size_t InodeTable::size() const {

@@ -49,6 +49,10 @@ class InodeTable {
   // Records the ETag an open served; returns the one recorded before.
   std::string SwapOpenedEtag(Ino ino, const std::string& etag);
 
+  // A rename: the inode of from (and of everything below it) now stands for the path under to.
+  // An inode that stood for to is detached from its path (the kernel drops it in time).
+  void Rename(const std::string& from, const std::string& to);
+
   size_t size() const;
 
  private:

@@ -42,5 +42,20 @@ TEST(InodeTable, OpenedEtagTracksContent) {
   EXPECT_EQ(t.SwapOpenedEtag(a, "\"e2\""), "\"e1\"");
 }
 
+TEST(InodeTable, RenameMovesTheSubtreeAndDetachesTheTarget) {
+  InodeTable t;
+  const Ino dir = t.Acquire("a", cache::NodeAttr{cache::NodeType::kDirectory, 0, 0, "", {}}).ino;
+  const Ino child = t.Acquire("a/x", File(1)).ino;
+  const Ino sibling = t.Acquire("ab", File(1)).ino;
+  const Ino target = t.Acquire("b", File(2)).ino;
+  t.Rename("a", "b");
+  EXPECT_EQ(t.Get(dir)->path, "b");
+  EXPECT_EQ(t.Get(child)->path, "b/x");
+  EXPECT_EQ(t.Get(sibling)->path, "ab");  // a prefix of the name is not a child
+  EXPECT_NE(t.Get(target)->path, "b");
+  // A lookup of the new path finds the moved inode, not the replaced one.
+  EXPECT_EQ(t.Acquire("b/x", File(1)).ino, child);
+}
+
 }  // namespace
 }  // namespace s3cachefs::fs

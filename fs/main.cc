@@ -17,6 +17,7 @@
 
 #include "cache/namespace.h"
 #include "cache/object_cache.h"
+#include "fs/cache_command.h"
 #include "fs/daemon.h"
 #include "fs/filesystem.h"
 #include "fs/options.h"
@@ -63,7 +64,7 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
       "stats: requests=%llu get_requests=%llu bytes_received=%llu not_modified=%llu "
       "list_requests=%llu head_requests=%llu put_requests=%llu bytes_sent=%llu retries=%llu "
       "errors=%llu hits=%llu revalidated=%llu misses=%llu downloads=%llu "
-      "bytes_downloaded=%llu",
+      "bytes_downloaded=%llu evictions=%llu not_kept=%llu",
       static_cast<unsigned long long>(s.requests.load()),
       static_cast<unsigned long long>(s.get_requests.load()),
       static_cast<unsigned long long>(s.bytes_received.load()),
@@ -76,7 +77,8 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
       static_cast<unsigned long long>(s.errors.load()),
       static_cast<unsigned long long>(c.hits), static_cast<unsigned long long>(c.revalidated),
       static_cast<unsigned long long>(c.misses), static_cast<unsigned long long>(c.downloads),
-      static_cast<unsigned long long>(c.bytes_downloaded));
+      static_cast<unsigned long long>(c.bytes_downloaded),
+      static_cast<unsigned long long>(c.evictions), static_cast<unsigned long long>(c.not_kept));
 }
 
 int Run(const MountOptions& opts, Daemon& daemon) {
@@ -101,6 +103,11 @@ int Run(const MountOptions& opts, Daemon& daemon) {
   cache_config.cache_dir = opts.cache_dir;
   cache_config.bucket = opts.bucket;
   cache_config.revalidate = opts.revalidate;
+  cache_config.cache_size = opts.cache_size;
+  cache_config.cache_min_free_percent = opts.cache_min_free_percent;
+  if (opts.cache_max_age.count() > 0) cache_config.cache_max_age = opts.cache_max_age;
+  cache_config.write_back =
+      opts.write_back_async ? cache::WriteBackMode::kAsync : cache::WriteBackMode::kSync;
   Result<std::unique_ptr<cache::ObjectCache>> objects =
       cache::ObjectCache::Open(**client, cache_config);
   if (!objects.ok()) return Fail(objects.status().message());
@@ -147,6 +154,13 @@ int Run(const MountOptions& opts, Daemon& daemon) {
   fuse_remove_signal_handlers(session);
   fuse_session_destroy(session);
   LOG_INFO("unmounted %s", opts.mountpoint.c_str());
+  if ((*objects)->pending_uploads() > 0) {
+    LOG_INFO("waiting for %zu uploads before exiting", (*objects)->pending_uploads());
+    if (Status s = (*objects)->DrainUploads(opts.drain_timeout); !s.ok()) {
+      LOG_ERROR("%s; they stay in the cache and resume at the next mount", s.ToString().c_str());
+      rc = 1;
+    }
+  }
   LogStats(**client, **objects);
   return rc == 0 ? 0 : 1;
 }
@@ -156,6 +170,9 @@ int Run(const MountOptions& opts, Daemon& daemon) {
 
 int main(int argc, char** argv) {
   using namespace s3cachefs;
+  if (argc >= 2 && strcmp(argv[1], "cache") == 0) {
+    return fs::RunCacheCommand(argc - 1, argv + 1);  // s3cachefs cache stats|evict|verify
+  }
   Result<fs::MountOptions> opts = fs::ParseMountOptions(argc, argv);
   if (!opts.ok()) {
     fprintf(stderr, "s3cachefs: %s\n", opts.status().message().c_str());

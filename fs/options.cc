@@ -114,6 +114,29 @@ Status ApplyOption(const std::string& option, MountOptions& opts,
                   : name == "dir_ttl" ? opts.dir_ttl
                                       : opts.negative_ttl;
     field = seconds;
+  } else if (name == "write_back") {
+    if (value == "sync") {
+      opts.write_back_async = false;
+    } else if (value == "async") {
+      opts.write_back_async = true;
+    } else {
+      return Invalid("write_back must be sync or async, not '" + value + "'");
+    }
+  } else if (name == "drain_timeout") {
+    return set_seconds(opts.drain_timeout);
+  } else if (name == "cache_size") {
+    if (Status s = need_value(); !s.ok()) return s;
+    Result<uint64_t> size = ParseSize(value);
+    if (!size.ok()) return Invalid("cache_size: " + size.status().message());
+    opts.cache_size = *size;
+  } else if (name == "cache_min_free") {
+    std::string percent = value;
+    if (!percent.empty() && percent.back() == '%') percent.pop_back();
+    Result<uint64_t> n = ParseUnsigned(name, percent);
+    if (!n.ok() || *n > 90) return Invalid("cache_min_free must be a percentage from 0 to 90");
+    opts.cache_min_free_percent = static_cast<unsigned>(*n);
+  } else if (name == "cache_max_age") {
+    return set_seconds(opts.cache_max_age);
   } else if (name == "uid" || name == "gid") {
     Result<uint64_t> id = ParseUnsigned(name, value);
     if (!id.ok()) return id.status();
@@ -254,6 +277,7 @@ Result<MountOptions> ParseMountOptions(int argc, const char* const* argv) {
 
 std::string UsageText(const std::string& program) {
   return "usage: " + program + R"( BUCKET[:PREFIX] MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]
+       )" + program + R"( cache stats|evict|verify --cache-dir DIR [--size SIZE] [--repair]
 
 Presents an S3 bucket (or the keys under PREFIX) as a directory tree, caching object bodies on
 local disk.
@@ -280,6 +304,19 @@ Cache options:
   -o stat_ttl=SECONDS    how long the kernel may cache attributes and names (default 5)
   -o dir_ttl=SECONDS     how long a directory listing is reused (default 30)
   -o negative_ttl=SECONDS  how long a missing name is remembered (default 5)
+
+Write-back:
+  -o write_back=sync|async  sync (default): close returns once S3 has the file, or fails with
+                         EIO (the data stays in the cache and is retried); async: close returns
+                         once the data is durable on local disk, a background uploader writes it
+                         back, and unmount waits for it
+  -o drain_timeout=SECONDS how long unmount waits for uploads (default 3600; the rest resumes at
+                         the next mount)
+
+Cache budget (least recently used entries are evicted; open or unsaved files never):
+  -o cache_size=SIZE     total size of cached data, e.g. 50G (default: no limit)
+  -o cache_min_free=PERCENT  free space to keep on the cache disk (default 10)
+  -o cache_max_age=DURATION  drop entries unused for this long, e.g. 7d (default: never)
 
 Mount options:
   -o ro                  read-only

@@ -35,6 +35,15 @@ struct MountOptions {
   std::chrono::milliseconds stat_ttl{std::chrono::seconds(5)};
   std::chrono::milliseconds dir_ttl{std::chrono::seconds(30)};
   std::chrono::milliseconds negative_ttl{std::chrono::seconds(5)};
+  // Write-back: sync = close returns once S3 has the file; async = once it is durable locally.
+  bool write_back_async = false;
+  // How long unmount waits for pending uploads before leaving them for the next mount.
+  std::chrono::seconds drain_timeout{std::chrono::hours(1)};
+  // Budget of the cache: total bytes (0 = no limit), free space to keep on its disk (percent),
+  // and the age after which an unused entry is dropped (0 = never).
+  uint64_t cache_size = 0;
+  unsigned cache_min_free_percent = 10;
+  std::chrono::seconds cache_max_age{0};
 
   // Ownership and permissions of everything in the mount.
   uid_t uid = 0;

@@ -27,7 +27,8 @@
 #
 # Instances in different DATA_DIRs are independent and can run side by side.
 # Environment: S3RVER_START_TIMEOUT (seconds, default 30) bounds the wait for
-# the server to answer.
+# the server to answer. S3RVER_PORT asks for a given port instead of a free one
+# (to restart a stopped server where its clients expect it).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -238,7 +239,7 @@ launch() {
     # setsid: not in the caller's process group, so its signals (e.g. a
     # test runner's Ctrl-C) do not stop the server; use `stop` for that.
     NODE_OPTIONS="$node_opts" setsid node "$S3RVER_JS" \
-      --directory "$dir/data" --address 127.0.0.1 --port 0 \
+      --directory "$dir/data" --address 127.0.0.1 --port "${S3RVER_PORT:-0}" \
       --no-vhost-buckets </dev/null >>"$log" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/pid"

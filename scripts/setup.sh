@@ -26,7 +26,7 @@ readonly PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   awscli nodejs npm curl python3
   fio s3fs rclone gnuplot-nox
-  clang-format clang-tidy attr rsync
+  clang-format clang-tidy attr rsync bc
 )
 readonly MAX_AGE_HOURS="${SETUP_APT_MAX_AGE_HOURS:-6}"
 # wait this long for another apt/dpkg process to release its lock

@@ -13,6 +13,7 @@ E2E_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 E2E_TMP="$(mktemp -d /tmp/s3cachefs-e2e.XXXXXX)"
 E2E_MOUNTS=()
 E2E_PIDS=()
+E2E_AFTER=()  # commands run at cleanup once the mounts and daemons are gone
 E2E_FAILED=0
 export PATH="$E2E_REPO/scripts:$PATH"
 
@@ -29,6 +30,7 @@ e2e_cleanup() {
       kill -9 "$p" 2>/dev/null || true
     fi
   done
+  for m in "${E2E_AFTER[@]}"; do eval "$m" || true; done
   "$E2E_REPO/scripts/s3rver.sh" stop "$E2E_TMP/s3" >/dev/null 2>&1 || true
   if [[ $rc -ne 0 || $E2E_FAILED -ne 0 ]]; then
     echo "---- logs of the failed test ($E2E_TMP) ----" >&2
@@ -58,8 +60,8 @@ start_server() {
   log "s3rver at $E2E_ENDPOINT"
 }
 stop_server() { "$E2E_REPO/scripts/s3rver.sh" stop "$E2E_TMP/s3" >/dev/null; }
-restart_server() {  # same data dir, same port if it is still free
-  "$E2E_REPO/scripts/s3rver.sh" start "$E2E_TMP/s3" >/dev/null
+restart_server() {  # same data dir, same port (mounts keep talking to it)
+  S3RVER_PORT="${E2E_ENDPOINT##*:}" "$E2E_REPO/scripts/s3rver.sh" start "$E2E_TMP/s3" >/dev/null
   eval "$("$E2E_REPO/scripts/s3rver.sh" env "$E2E_TMP/s3")"
   E2E_ENDPOINT="$AWS_ENDPOINT_URL"
 }
@@ -103,3 +105,29 @@ stat_counter() {  # stat_counter LOGFILE NAME
 }
 
 sha() { sha256sum | cut -d' ' -f1; }
+
+# "sha256  key" lines for every object under s3://BUCKET/PREFIX except directory markers,
+# fetched with awscli (one sync, not a request per key), sorted by key.
+s3_sums() {  # s3_sums BUCKET [PREFIX]
+  local bucket=$1 prefix=${2:-} dir
+  dir=$(mktemp -d "$E2E_TMP/s3sums.XXXXXX")
+  awsq s3 sync --quiet "s3://$bucket/$prefix" "$dir" >/dev/null
+  (cd "$dir" && find . -type f -printf '%P\0' | sort -z | xargs -0r sha256sum)
+  rm -rf "$dir"
+}
+# The keys S3 holds under PREFIX (markers included), one per line, sorted.
+s3_keys() {  # s3_keys BUCKET [PREFIX]
+  awsq s3api list-objects-v2 --bucket "$1" --prefix "${2:-}" --query 'Contents[].Key' --output text |
+    tr '\t' '\n' | grep -v '^None$' | sort || true
+}
+# The same lines for the files of a local tree.
+local_sums() { (cd "$1" && find . -type f -printf '%P\0' | sort -z | xargs -0r sha256sum); }
+
+# Waits until COMMAND succeeds, up to SECONDS.
+wait_for() {  # wait_for SECONDS COMMAND...
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.5
+  done
+}

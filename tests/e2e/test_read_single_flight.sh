@@ -2,12 +2,12 @@
 # 8 parallel readers of one cold 100 MiB object cause exactly one download.
 source "$(dirname "$0")/lib.sh" "$1"
 start_server
-make_bucket sf
+make_bucket sflight
 head -c $((100 << 20)) /dev/urandom > "$E2E_TMP/big"
 want=$(sha < "$E2E_TMP/big")
-awsq s3 cp --quiet "$E2E_TMP/big" s3://sf/big
+awsq s3 cp --quiet "$E2E_TMP/big" s3://sflight/big
 
-mount_fs m sf
+mount_fs m sflight
 ls -l "$MNT/big" >/dev/null
 pids=()
 for i in $(seq 8); do

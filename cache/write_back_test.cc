@@ -1,0 +1,319 @@
+// Tests of the write path of ObjectCache: OpenWrite, MarkDirty, Flush, sync and async uploads,
+// retries, draining and crash recovery, against FakeS3 (fixture: cache/write_back_test_util.h).
+#include "cache/write_back_test_util.h"
+
+namespace s3cachefs::cache {
+namespace write_back_test {
+namespace {
+
+TEST_F(WriteBackTest, CreateWriteFlushSyncUploadsBytesAndMetadata) {
+  OpenCache();
+  std::shared_ptr<WritableFile> f = MustOpenWrite("dir/new.txt", false, true);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(gets(), 1);  // the 404 that said it is new
+  FileMeta meta;
+  meta.mode = 0100640;
+  meta.uid = 1000;
+  meta.gid = 100;
+  meta.mtime = 1700000000;
+  Write(*f, "hello world", 0);
+  // After the write, as cp -p does (a write resets an earlier explicit mtime).
+  ASSERT_TRUE(cache_->SetMeta("dir/new.txt", meta).ok());
+  EXPECT_EQ(fake_.calls(Op::kCopy), 0);  // DIRTY: it goes with the upload
+  EXPECT_EQ(cache_->Local("dir/new.txt")->mtime, 1700000000);
+  ASSERT_TRUE(f->Flush().ok());
+
+  std::optional<FakeS3::Object> o = fake_.Find("dir/new.txt");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->body, "hello world");
+  EXPECT_EQ(o->metadata.at("mode"), "33184");
+  EXPECT_EQ(o->metadata.at("uid"), "1000");
+  EXPECT_EQ(o->metadata.at("gid"), "100");
+  EXPECT_EQ(o->metadata.at("mtime"), "1700000000");
+  EXPECT_EQ(fake_.calls(Op::kHead), 0);  // a new file has nothing to conflict with
+  Row row = GetRow("dir/new.txt");
+  EXPECT_EQ(row.state, 0);
+  EXPECT_EQ(row.etag, FakeS3::Md5Etag("hello world"));
+  EXPECT_EQ(row.size, 11u);
+  CacheCounters c = cache_->counters();
+  EXPECT_EQ(c.uploads, 1u);
+  EXPECT_EQ(c.bytes_uploaded, 11u);
+  EXPECT_EQ(c.dirty_entries, 0u);
+  EXPECT_EQ(c.upload_failures, 0u);
+  EXPECT_TRUE(f->Flush().ok());  // nothing changed since: no second upload
+  EXPECT_EQ(fake_.calls(Op::kPut), 1);
+
+  f.reset();
+  EXPECT_FALSE(cache_->Local("dir/new.txt").has_value());
+  uint64_t hits = cache_->counters().hits;
+  EXPECT_EQ(MustRead("dir/new.txt"), "hello world");
+  EXPECT_EQ(gets(), 1);  // served from the uploaded copy
+  EXPECT_EQ(cache_->counters().hits, hits + 1);
+  ASSERT_TRUE(cache_->Meta("dir/new.txt").has_value());
+  EXPECT_EQ(cache_->Meta("dir/new.txt")->uid, 1000u);
+}
+
+TEST_F(WriteBackTest, TruncateNeverDownloads) {
+  fake_.Seed("k", MakeBody(5000, 1));
+  OpenCache();
+  std::shared_ptr<WritableFile> f = MustOpenWrite("k", true, false);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(GetRow("k").state, 1);  // DIRTY from the open on: it is empty now
+  Write(*f, "new", 0);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(gets(), 0);
+  EXPECT_EQ(fake_.Body("k"), "new");
+  EXPECT_EQ(GetRow("k").state, 0);
+}
+
+TEST_F(WriteBackTest, AppendToUncachedObjectFetchesItFirst) {
+  std::string old = MakeBody(3 * (64 << 10) + 5, 2);
+  std::string etag = fake_.Seed("k", old);
+  OpenCache();
+  std::shared_ptr<WritableFile> f = MustOpenWrite("k", false, false);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(gets(), 4);  // the whole object, in chunks
+  Write(*f, "+tail", static_cast<off_t>(old.size()));
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(fake_.Body("k"), old + "+tail");
+  EXPECT_EQ(fake_.calls(Op::kHead), 1);  // the conflict check against the ETag it started from
+  EXPECT_EQ(gets(), 4);
+
+  Result<std::shared_ptr<WritableFile>> missing = cache_->OpenWrite("none", false, false, {});
+  EXPECT_EQ(missing.status().code(), ENOENT);
+}
+
+TEST_F(WriteBackTest, LargeFileGoesMultipart) {
+  fake_.set_min_part_size(1024);
+  config_.transfer.multipart_threshold = 1 << 20;
+  config_.transfer.part_size = 5 << 20;
+  config_.transfer.parallelism = 2;
+  std::string body = MakeBody((11 << 20) + 123, 3);
+  OpenCache();
+  std::shared_ptr<WritableFile> f = MustOpenWrite("big", true, true);
+  ASSERT_NE(f, nullptr);
+  Write(*f, body, 0);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(fake_.calls(Op::kCreateMultipart), 1);
+  EXPECT_EQ(fake_.calls(Op::kUploadPart), 3);
+  EXPECT_EQ(fake_.calls(Op::kComplete), 1);
+  EXPECT_EQ(fake_.calls(Op::kPut), 0);
+  std::optional<FakeS3::Object> o = fake_.Find("big");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_TRUE(o->body == body);
+  EXPECT_EQ(o->etag.substr(o->etag.size() - 3), "-3\"");
+  EXPECT_EQ(GetRow("big").etag, o->etag);
+  EXPECT_EQ(cache_->counters().bytes_uploaded, body.size());
+}
+
+TEST_F(WriteBackTest, SyncUploadFailureKeepsDataAndRetriesInBackground) {
+  OpenCache();
+  fake_.FailNext(Op::kPut, 1, Status::Error(EIO, "injected outage"));
+  std::shared_ptr<WritableFile> f = MustOpenWrite("k", true, true);
+  ASSERT_NE(f, nullptr);
+  Write(*f, "precious", 0);
+  Status s = f->Flush();
+  EXPECT_EQ(s.code(), EIO);
+  EXPECT_NE(s.message().find("upload of k failed"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("injected outage"), std::string::npos) << s.message();
+  EXPECT_EQ(cache_->counters().upload_failures, 1u);
+  // The retry lands within the backoff.
+  ASSERT_TRUE(WaitFor([&] { return fake_.Body("k") == "precious"; }));
+  ASSERT_TRUE(WaitFor([&] { return GetRow("k").state == 0; }));
+  EXPECT_EQ(fake_.calls(Op::kPut), 2);
+  EXPECT_EQ(cache_->counters().dirty_entries, 0u);
+  EXPECT_EQ(cache_->pending_uploads(), 0u);
+}
+
+TEST_F(WriteBackTest, FailedUploadStaysDirtyUntilItSucceeds) {
+  std::atomic<bool> offline{true};
+  client_.before_put = [&](const std::string&) {
+    return offline ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
+  };
+  OpenCache();
+  std::shared_ptr<WritableFile> f = MustOpenWrite("k", true, true);
+  Write(*f, "data", 0);
+  EXPECT_EQ(f->Flush().code(), EIO);
+  ASSERT_TRUE(WaitFor([&] { return cache_->counters().upload_failures >= 3; }));
+  Row row = GetRow("k");
+  EXPECT_EQ(row.state, 1);
+  EXPECT_FALSE(fake_.Exists("k"));
+  EXPECT_EQ(cache_->counters().dirty_entries, 1u);
+  offline = false;
+  ASSERT_TRUE(WaitFor([&] { return fake_.Body("k") == "data"; }));
+  ASSERT_TRUE(WaitFor([&] { return GetRow("k").state == 0; }));
+}
+
+TEST_F(WriteBackTest, AsyncFlushReturnsBeforeUploadAndDrainWaits) {
+  config_.write_back = WriteBackMode::kAsync;
+  std::atomic<int> slow{0};
+  client_.before_put = [&](const std::string&) {
+    ++slow;
+    std::this_thread::sleep_for(150ms);
+    return Status::Ok();
+  };
+  OpenCache();
+  for (int i = 0; i < 3; ++i) {
+    std::shared_ptr<WritableFile> f = MustOpenWrite("f" + std::to_string(i), true, true);
+    Write(*f, "body" + std::to_string(i), 0);
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(f->Flush().ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
+  }
+  EXPECT_GE(cache_->pending_uploads(), 1u);
+  EXPECT_FALSE(fake_.Exists("f2"));
+  std::optional<LocalFile> local = cache_->Local("f2");
+  ASSERT_TRUE(local.has_value());
+  EXPECT_EQ(local->size, 5u);
+  ASSERT_TRUE(cache_->DrainUploads(10s).ok());
+  EXPECT_EQ(cache_->pending_uploads(), 0u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(fake_.Body("f" + std::to_string(i)), "body" + std::to_string(i));
+  }
+  EXPECT_FALSE(cache_->Local("f2").has_value());
+  EXPECT_EQ(slow.load(), 3);
+}
+
+TEST_F(WriteBackTest, DrainGivesUpAfterTimeoutAndDataStaysDirty) {
+  config_.write_back = WriteBackMode::kAsync;
+  client_.before_put = [](const std::string&) { return Status::Error(ECONNREFUSED, "offline"); };
+  OpenCache();
+  std::shared_ptr<WritableFile> f = MustOpenWrite("k", true, true);
+  Write(*f, "data", 0);
+  ASSERT_TRUE(f->Flush().ok());
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = cache_->DrainUploads(1s);
+  EXPECT_EQ(s.code(), ETIMEDOUT);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 1s);
+  EXPECT_EQ(GetRow("k").state, 1);
+}
+
+TEST_F(WriteBackTest, AsyncChangesSurviveShutdownAndUploadAtNextStart) {
+  config_.write_back = WriteBackMode::kAsync;
+  std::atomic<bool> offline{true};
+  client_.before_put = [&](const std::string&) {
+    return offline ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
+  };
+  OpenCache();
+  std::string body = MakeBody(100000, 4);
+  {
+    std::shared_ptr<WritableFile> f = MustOpenWrite("flushed", true, true);
+    Write(*f, body, 0);
+    ASSERT_TRUE(f->Flush().ok());
+  }
+  // Written but never flushed nor closed: as if the daemon died mid-write.
+  std::shared_ptr<WritableFile> open_writer = MustOpenWrite("unflushed", false, true);
+  Write(*open_writer, "half", 0);
+  cache_.reset();  // no drain
+  EXPECT_EQ(open_writer->MarkDirty().code(), ESHUTDOWN);
+  EXPECT_FALSE(fake_.Exists("flushed"));
+  EXPECT_EQ(GetRow("flushed").state, 1);
+  EXPECT_EQ(GetRow("unflushed").state, 1);
+  // As an older writer of the schema could leave it: UPLOADING counts as DIRTY.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ + "/index.sqlite").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE entries SET state = 2 WHERE key = 'unflushed'", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+
+  offline = false;
+  ASSERT_TRUE(LogToFile(LogPath()));
+  OpenCache();
+  ASSERT_TRUE(WaitFor([&] { return fake_.Exists("flushed") && fake_.Exists("unflushed"); }));
+  EXPECT_TRUE(fake_.Body("flushed") == body);
+  EXPECT_EQ(fake_.Body("unflushed"), "half");
+  ASSERT_TRUE(WaitFor([&] { return GetRow("flushed").state == 0; }));
+  ASSERT_TRUE(WaitFor([&] { return GetRow("unflushed").state == 0; }));
+  std::string log = ReadLog();
+  EXPECT_NE(log.find("resuming upload of flushed (100000 bytes"), std::string::npos) << log;
+  EXPECT_NE(log.find("resuming upload of unflushed"), std::string::npos) << log;
+  int gets_before = gets();
+  EXPECT_TRUE(MustRead("flushed") == body);
+  EXPECT_EQ(gets(), gets_before);
+}
+
+TEST_F(WriteBackTest, DirtyEntrySurvivesForgetAndRevalidationAndWarnsAtUpload) {
+  std::string v1 = "version one;";
+  fake_.Seed("k", v1);
+  OpenCache();
+  std::shared_ptr<WritableFile> f = MustOpenWrite("k", false, false);
+  ASSERT_NE(f, nullptr);
+  Write(*f, " local", static_cast<off_t>(v1.size()));
+  std::string remote_etag = fake_.Seed("k", "changed remotely");
+  ASSERT_TRUE(cache_->Forget("k").ok());
+  EXPECT_EQ(GetRow("k").state, 1);
+  EXPECT_TRUE(fs::exists(ObjectFile("k")));
+  Advance(60s);
+  int gets_before = gets();
+  EXPECT_EQ(MustRead("k"), v1 + " local");  // the local file, no revalidation
+  EXPECT_EQ(gets(), gets_before);
+
+  ASSERT_TRUE(LogToFile(LogPath()));
+  ASSERT_TRUE(f->Flush().ok());
+  LogToStderr();
+  EXPECT_EQ(fake_.Body("k"), v1 + " local");
+  EXPECT_NE(ReadLog().find("k changed in S3 while it had local changes; the local version wins "
+                           "(remote ETag " +
+                           remote_etag + ")"),
+            std::string::npos)
+      << ReadLog();
+}
+
+TEST_F(WriteBackTest, ReadersSeeWritesOfOpenWriters) {
+  fake_.Seed("k", "abc");
+  OpenCache();
+  std::shared_ptr<WritableFile> a = MustOpenWrite("k", false, false);
+  std::shared_ptr<WritableFile> b = MustOpenWrite("k", false, false);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  struct stat sa, sb;
+  ASSERT_EQ(::fstat(a->fd(), &sa), 0);
+  ASSERT_EQ(::fstat(b->fd(), &sb), 0);
+  EXPECT_EQ(sa.st_ino, sb.st_ino);
+  Write(*a, "X", 1);
+  EXPECT_EQ(MustRead("k"), "aXc");
+  Write(*b, "YZ", 3);
+  std::optional<LocalFile> local = cache_->Local("k");
+  ASSERT_TRUE(local.has_value());
+  EXPECT_EQ(local->size, 5u);
+  ASSERT_TRUE(a->Flush().ok());
+  // b announced a change and has not flushed: the row stays DIRTY until it does.
+  EXPECT_EQ(GetRow("k").state, 1);
+  ASSERT_TRUE(b->Flush().ok());
+  EXPECT_EQ(fake_.Body("k"), "aXcYZ");
+  EXPECT_EQ(GetRow("k").state, 0);
+  EXPECT_EQ(gets(), 1);
+}
+
+TEST_F(WriteBackTest, FlushDuringUploadWaitsAndUploadsAgain) {
+  std::atomic<int> puts{0};
+  testing::Gate gate;
+  client_.before_put = [&](const std::string&) {
+    if (puts++ == 0) gate.Wait();
+    return Status::Ok();
+  };
+  OpenCache();
+  std::shared_ptr<WritableFile> a = MustOpenWrite("k", true, true);
+  std::shared_ptr<WritableFile> b = MustOpenWrite("k", false, false);
+  Write(*a, "first", 0);
+  std::thread first([&] { EXPECT_TRUE(a->Flush().ok()); });
+  ASSERT_TRUE(WaitFor([&] { return puts.load() == 1; }));
+  Write(*b, "second", 0);  // during the upload: a new generation
+  std::thread second([&] { EXPECT_TRUE(b->Flush().ok()); });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(puts.load(), 1);  // waits for the one in flight
+  gate.Open();
+  first.join();
+  second.join();
+  EXPECT_EQ(puts.load(), 2);
+  EXPECT_EQ(fake_.Body("k"), "second");
+  EXPECT_EQ(GetRow("k").state, 0);
+  EXPECT_EQ(GetRow("k").etag, FakeS3::Md5Etag("second"));
+}
+
+}  // namespace
+}  // namespace write_back_test
+}  // namespace s3cachefs::cache

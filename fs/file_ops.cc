@@ -1,0 +1,183 @@
+// FileSystem: opening, reading, writing and closing files.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "fs/filesystem.h"
+#include "fs/handles.h"
+#include "s3/log.h"
+
+namespace s3cachefs::fs {
+
+void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
+  std::optional<InodeInfo> inode = inodes_.Get(ino);
+  if (!inode) return (void)fuse_reply_err(req, ESTALE);
+  if (inode->attr.type == cache::NodeType::kDirectory) return (void)fuse_reply_err(req, EISDIR);
+  const std::string key = names_.FileKey(inode->path);
+  const bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0;
+  auto handle = std::make_unique<FileHandle>();
+  handle->ino = ino;
+
+  if (writing) {
+    if (Status s = CheckWritable(); !s.ok()) return ReplyStatus(req, s);
+    // O_TRUNC never downloads the old body; other writes start from the whole current one.
+    Result<std::shared_ptr<cache::WritableFile>> writer =
+        objects_.OpenWrite(key, (fi->flags & O_TRUNC) != 0, false, HintFor(inode->attr));
+    if (!writer.ok()) {
+      LOG_WARN("open %s for writing: %s", inode->path.c_str(), writer.status().ToString().c_str());
+      return ReplyStatus(req, writer.status());
+    }
+    handle->writer = *writer;
+    inodes_.SwapOpenedEtag(ino, "");  // the content is ours now; the kernel's copy may be old
+    fi->keep_cache = 0;
+    if ((fi->flags & O_TRUNC) != 0) NoteFileChanged(ino, inode->path);
+  } else {
+    Result<std::shared_ptr<cache::ObjectHandle>> object = objects_.OpenRead(key, HintFor(inode->attr));
+    if (!object.ok()) {
+      if (object.status().code() == ENOENT) {
+        names_.NoteRemoved(inode->path);
+      } else {
+        LOG_WARN("open %s: %s", inode->path.c_str(), object.status().ToString().c_str());
+      }
+      return ReplyStatus(req, object.status());
+    }
+    const std::shared_ptr<cache::ObjectHandle>& h = *object;
+    // While the ETag is the one the kernel's pages came from, they may be kept across opens.
+    fi->keep_cache = inodes_.SwapOpenedEtag(ino, h->etag()) == h->etag() ? 1 : 0;
+    if (h->etag() != inode->attr.etag || h->size() != inode->attr.size) {
+      // The object changed since it was listed: publish the new size and drop what the kernel
+      // cached about it, so that reads see the whole new content.
+      cache::NodeAttr attr = inode->attr;
+      attr.etag = h->etag();
+      attr.size = h->size();
+      attr.mtime = h->mtime();
+      attr.listed_at = {};
+      inodes_.SetAttr(ino, attr);
+      names_.NoteFile(inode->path, attr);
+      if (session_ != nullptr) fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0);
+    }
+    handle->reader = h;
+  }
+  fi->fh = reinterpret_cast<uint64_t>(handle.get());
+  if (fuse_reply_open(req, fi) == 0) handle.release();
+}
+
+void FileSystem::Create(fuse_req_t req, Ino parent, const char* name, mode_t mode,
+                        fuse_file_info* fi) {
+  if (Status s = CheckWritable(); !s.ok()) return ReplyStatus(req, s);
+  Result<std::string> path = ChildPath(parent, name);
+  if (!path.ok()) return ReplyStatus(req, path.status());
+  const std::string key = names_.FileKey(*path);
+  Result<std::shared_ptr<cache::WritableFile>> writer =
+      objects_.OpenWrite(key, true, true, std::nullopt);
+  if (!writer.ok()) {
+    LOG_WARN("create %s: %s", path->c_str(), writer.status().ToString().c_str());
+    return ReplyStatus(req, writer.status());
+  }
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  cache::FileMeta meta;
+  meta.mode = S_IFREG | (mode & 07777 & ~ctx->umask);
+  meta.uid = ctx->uid;
+  meta.gid = ctx->gid;
+  meta.mtime = time(nullptr);
+  if (Status s = objects_.SetMeta(key, meta); !s.ok()) return ReplyStatus(req, s);
+
+  cache::NodeAttr attr;
+  attr.type = cache::NodeType::kFile;
+  attr.mtime = *meta.mtime;
+  names_.NoteFile(*path, attr);
+  fuse_entry_param e = ToEntry(inodes_.Acquire(*path, attr));
+  auto handle = std::make_unique<FileHandle>();
+  handle->ino = e.ino;
+  handle->writer = *writer;
+  fi->fh = reinterpret_cast<uint64_t>(handle.get());
+  if (fuse_reply_create(req, &e, fi) == 0) {
+    handle.release();
+  } else {
+    inodes_.Forget(e.ino, 1);
+  }
+}
+
+void FileSystem::Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
+  FileHandle* handle = GetFileHandle(fi);
+  int fd;
+  uint64_t file_size;
+  if (handle->writer) {
+    fd = handle->writer->fd();
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return (void)fuse_reply_err(req, errno);
+    file_size = static_cast<uint64_t>(st.st_size);
+  } else {
+    fd = handle->reader->fd();
+    file_size = handle->reader->size();
+  }
+  if (offset < 0 || static_cast<uint64_t>(offset) >= file_size) {
+    return (void)fuse_reply_buf(req, nullptr, 0);
+  }
+  const uint64_t length = std::min<uint64_t>(size, file_size - static_cast<uint64_t>(offset));
+  if (!handle->writer) {
+    // A download may still be under way: wait for just this range.
+    if (Status s = handle->reader->WaitReadable(static_cast<uint64_t>(offset), length); !s.ok()) {
+      LOG_WARN("read: %s", s.ToString().c_str());
+      return ReplyStatus(req, s);
+    }
+  }
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(length);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = fd;
+  buf.buf[0].pos = offset;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void FileSystem::Write(fuse_req_t req, const char* buf, size_t size, off_t offset,
+                       fuse_file_info* fi) {
+  FileHandle* handle = GetFileHandle(fi);
+  if (!handle->writer) return (void)fuse_reply_err(req, EBADF);
+  if (Status s = handle->writer->MarkDirty(); !s.ok()) return ReplyStatus(req, s);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = pwrite(handle->writer->fd(), buf + done, size - done, offset + done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      // ENOSPC included: what was written before stays intact in the cache file.
+      if (err != ENOSPC) LOG_WARN("write %s: %s", handle->writer->key().c_str(), strerror(err));
+      if (done > 0) break;
+      return (void)fuse_reply_err(req, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  fuse_reply_write(req, done);
+}
+
+void FileSystem::Flush(fuse_req_t req, fuse_file_info* fi) {
+  FileHandle* handle = GetFileHandle(fi);
+  if (!handle->writer) return (void)fuse_reply_err(req, 0);
+  Status s = handle->writer->Flush();
+  if (!s.ok()) LOG_ERROR("close: %s", s.ToString().c_str());
+  // Whatever happened, the name cache must show the local size now.
+  if (std::optional<InodeInfo> inode = inodes_.Get(handle->ino)) {
+    NoteFileChanged(handle->ino, inode->path);
+  }
+  ReplyStatus(req, s);
+}
+
+void FileSystem::Fsync(fuse_req_t req, fuse_file_info* fi) {
+  FileHandle* handle = GetFileHandle(fi);
+  if (!handle->writer) return (void)fuse_reply_err(req, 0);
+  ReplyStatus(req, handle->writer->Flush());
+}
+
+void FileSystem::Release(fuse_req_t req, fuse_file_info* fi) {
+  std::unique_ptr<FileHandle> handle(GetFileHandle(fi));
+  if (handle->writer) {
+    // Normally a no-op: the last close's flush wrote it back. Catches writes after that flush
+    // (through a descriptor inherited past close, or mmap).
+    if (Status s = handle->writer->Flush(); !s.ok()) LOG_ERROR("release: %s", s.ToString().c_str());
+  }
+  fuse_reply_err(req, 0);
+}
+
+}  // namespace s3cachefs::fs
