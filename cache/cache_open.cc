@@ -9,10 +9,14 @@
 
 #include <filesystem>
 
+#include "cache/disk_reserve.h"
 #include "cache/object_cache_impl.h"
 #include "s3/log.h"
 
 namespace s3cachefs::cache {
+
+// Space kept aside for the index on a full disk (cache/disk_reserve.h).
+constexpr uint64_t kDiskReserveBytes = 8ull << 20;
 namespace {
 
 struct DirCloser {
@@ -187,9 +191,13 @@ Result<std::unique_ptr<ObjectCache>> ObjectCache::Open(s3::Client& client,
   }
   Result<std::unique_ptr<Index>> index = Index::Open(dir + "/index.sqlite");
   if (!index.ok()) return index.status();
+  auto reserve = std::make_shared<DiskReserve>(dir + "/reserve", kDiskReserveBytes);
+  reserve->Replenish();
+  (*index)->SetOnDiskFull([reserve] { reserve->Release(); });
 
   auto cache = std::make_unique<ObjectCacheImpl>(client, std::move(config), std::move(*lock_fd),
                                                  std::move(*index));
+  cache->SetDiskReserve(reserve);
   s = cache->Reconcile();
   if (!s.ok()) return s;
   s = cache->ResumeUploads();

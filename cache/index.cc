@@ -158,7 +158,9 @@ Index::~Index() {
 
 Status Index::Error(const std::string& what) const {
   // A full disk is the one failure callers act on differently (ENOSPC reaches the writer).
-  int code = sqlite3_errcode(db_) == SQLITE_FULL ? ENOSPC : EIO;
+  const bool full = sqlite3_errcode(db_) == SQLITE_FULL;
+  if (full && on_full_) on_full_();
+  int code = full ? ENOSPC : EIO;
   return Status::Error(code, "cache index: " + what + ": " + sqlite3_errmsg(db_));
 }
 

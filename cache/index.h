@@ -117,6 +117,10 @@ class Index {
   // The schema this code writes. Older indexes are migrated at Open; newer ones are refused.
   static constexpr int kSchemaVersion = 2;
 
+  // Called (under the index lock) when SQLite reports the disk full, so that space can be
+  // given back before the caller retries (see DiskReserve).
+  void SetOnDiskFull(std::function<void()> on_full) { on_full_ = std::move(on_full); }
+
   // Opens or creates the index at path. Fails with a message naming the path when the file
   // cannot be opened, is not a database, or has a newer schema than kSchemaVersion.
   static Result<std::unique_ptr<Index>> Open(const std::string& path);
@@ -284,6 +288,7 @@ class Index {
   std::unordered_map<const char*, Statement> adhoc_;  // RunLocked's, by SQL text address
   uint64_t entries_ = 0;
   uint64_t bytes_ = 0;
+  std::function<void()> on_full_;  // set once before use; see SetOnDiskFull
 };
 
 }  // namespace s3cachefs::cache

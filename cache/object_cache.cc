@@ -334,6 +334,7 @@ void ObjectCacheImpl::FlushLoop() {
     if (flush_stop_) break;
     lock.unlock();
     FlushTimes();
+    if (reserve_) reserve_->Replenish();
     lock.lock();
   }
 }

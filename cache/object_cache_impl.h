@@ -48,6 +48,7 @@
 #include "cache/download.h"
 #include "cache/evictor.h"
 #include "cache/file_util.h"
+#include "cache/disk_reserve.h"
 #include "cache/index.h"
 #include "cache/object_cache.h"
 #include "cache/pin_table.h"
@@ -124,6 +125,9 @@ struct Lifeline {
 
 class ObjectCacheImpl : public ObjectCache {
  public:
+  // The space set aside for the index on a full disk; replenished by FlushLoop. Set once,
+  // before the threads start.
+  void SetDiskReserve(std::shared_ptr<DiskReserve> reserve) { reserve_ = std::move(reserve); }
   ObjectCacheImpl(s3::Client& client, ObjectCacheConfig config, UniqueFd lock_fd,
                   std::unique_ptr<Index> index);
   ~ObjectCacheImpl() override;
@@ -252,6 +256,7 @@ class ObjectCacheImpl : public ObjectCache {
   const std::string tmp_dir_;
   UniqueFd lock_fd_;  // flock()ed for the cache's lifetime
   std::unique_ptr<Index> index_;
+  std::shared_ptr<DiskReserve> reserve_;  // set before the threads start
   ChunkPool pool_;
   std::shared_ptr<Lifeline> lifeline_;
   Uploader uploader_;

@@ -7,7 +7,7 @@ start_server
 make_bucket nospace
 SMALL="$E2E_TMP/small"
 mkdir -p "$SMALL"
-mount -t tmpfs -o size=32m tmpfs "$SMALL"
+mount -t tmpfs -o size=40m tmpfs "$SMALL"
 E2E_AFTER+=("umount '$SMALL'")
 
 mount_fs m nospace "cache_dir=$SMALL/cache,cache_min_free=0"
