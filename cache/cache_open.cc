@@ -114,7 +114,6 @@ Status ObjectCacheImpl::Reconcile() {
   return Status::Ok();
 }
 
-
 // Every DIRTY (or UPLOADING, from older code) row gets its WriteEntry and is queued, before the
 // cache is handed out: nothing can evict or replace it, and its upload runs first. The file is
 // opened when the upload runs (there may be many). Also loads the known metadata of all rows.
@@ -161,7 +160,6 @@ void ObjectCacheImpl::StartThreads() {
   flusher_ = std::thread([this] { FlushLoop(); });
   uploader_.Start();
 }
-
 
 Result<std::unique_ptr<ObjectCache>> ObjectCache::Open(s3::Client& client,
                                                        ObjectCacheConfig config) {

@@ -221,8 +221,7 @@ Status Download::WaitVerified(std::chrono::steady_clock::time_point deadline) {
 Status Download::WaitDone(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!cv_.wait_until(lock, deadline, [this] {
-        return phase_ == Phase::kDone || phase_ == Phase::kFailed ||
-               phase_ == Phase::kNotModified;
+        return phase_ == Phase::kDone || phase_ == Phase::kFailed || phase_ == Phase::kNotModified;
       })) {
     return Status::Error(ETIMEDOUT, "timed out waiting for the download of " + params_.key);
   }

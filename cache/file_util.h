@@ -1,5 +1,6 @@
 // Small POSIX helpers for the cache layer: an owning file descriptor, directory creation with
-// the cache's permissions, directory sync and file copy, and the hashes that name and verify cache files (OpenSSL EVP).
+// the cache's permissions, directory sync and file copy, and the hashes that name and verify cache
+// files (OpenSSL EVP).
 #pragma once
 
 #include <openssl/evp.h>

@@ -52,10 +52,10 @@ struct IndexEntry {
   int64_t accessed_at = 0;   // ms since the epoch: last open (flushed in batches)
   EntryState state = EntryState::kClean;
   // Write-back (schema v2).
-  int64_t dirty_gen = 0;   // bumped by each MarkDirty
-  std::string base_etag;   // ETag the local changes started from; "" for a file new here
-  int64_t local_mtime = 0; // seconds: mtime of the local file when last marked or uploaded
-  FileMeta meta;           // POSIX metadata known for the object
+  int64_t dirty_gen = 0;    // bumped by each MarkDirty
+  std::string base_etag;    // ETag the local changes started from; "" for a file new here
+  int64_t local_mtime = 0;  // seconds: mtime of the local file when last marked or uploaded
+  FileMeta meta;            // POSIX metadata known for the object
 };
 
 // What MarkDirty records.
@@ -283,8 +283,8 @@ class Index {
   Statement begin_;
   Statement commit_;
   Statement rollback_;
-  Statement sync_full_;    // PRAGMA synchronous=FULL, for MarkDirty
-  Statement sync_normal_;  // and back
+  Statement sync_full_;                               // PRAGMA synchronous=FULL, for MarkDirty
+  Statement sync_normal_;                             // and back
   std::unordered_map<const char*, Statement> adhoc_;  // RunLocked's, by SQL text address
   uint64_t entries_ = 0;
   uint64_t bytes_ = 0;

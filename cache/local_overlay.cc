@@ -16,7 +16,8 @@ void OverlayLocalFiles(const std::string& dir_prefix, const std::vector<LocalFil
                        std::vector<DirEntry>& entries) {
   auto by_name = [](const DirEntry& e, const std::string& name) { return e.name < name; };
   for (const LocalFile& file : local) {
-    if (file.key.size() <= dir_prefix.size() || file.key.compare(0, dir_prefix.size(), dir_prefix) != 0) {
+    if (file.key.size() <= dir_prefix.size() ||
+        file.key.compare(0, dir_prefix.size(), dir_prefix) != 0) {
       continue;
     }
     const std::string rest = file.key.substr(dir_prefix.size());

@@ -1,7 +1,5 @@
 #include "cache/namespace.h"
 
-#include "s3/log.h"
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -9,6 +7,7 @@
 #include <utility>
 
 #include "cache/namespace_listing.h"
+#include "s3/log.h"
 
 namespace s3cachefs::cache {
 

@@ -181,7 +181,7 @@ class Namespace {
   // Note*/Invalidate calls so far: a LIST's "absent" is not cached if one came meanwhile.
   uint64_t changes_ = 0;
   uint64_t stale_served_ = 0;  // expired listings answered while S3 was out of reach
-  size_t sweep_at_ = 1024;  // sweep expired entries when the caches grow past this
+  size_t sweep_at_ = 1024;     // sweep expired entries when the caches grow past this
 
   std::mutex log_mu_;  // guards reported_
   std::unordered_set<std::string> reported_;

@@ -79,8 +79,8 @@ struct ObjectCacheConfig {
 
   // Write-back (cache/write_types.h).
   WriteBackMode write_back = WriteBackMode::kSync;
-  int upload_threads = 4;                  // background uploads in flight (async and retries)
-  s3::TransferTuning transfer;             // multipart threshold, part size, parallel parts
+  int upload_threads = 4;       // background uploads in flight (async and retries)
+  s3::TransferTuning transfer;  // multipart threshold, part size, parallel parts
   std::chrono::milliseconds upload_retry_max_delay{std::chrono::seconds(30)};
   // First retry delay of a failed upload; it doubles with each failure up to the maximum.
   std::chrono::milliseconds upload_retry_min_delay{std::chrono::seconds(1)};
@@ -102,8 +102,8 @@ struct CacheCounters {
   uint64_t misses = 0;       // opens that started or joined a download
   uint64_t downloads = 0;    // downloads started
   uint64_t bytes_downloaded = 0;
-  uint64_t entries = 0;       // rows in the index
-  uint64_t bytes_cached = 0;  // sum of their sizes
+  uint64_t entries = 0;          // rows in the index
+  uint64_t bytes_cached = 0;     // sum of their sizes
   uint64_t uploads = 0;          // uploads S3 accepted
   uint64_t bytes_uploaded = 0;   // their sizes
   uint64_t upload_failures = 0;  // upload attempts that failed (each is retried)

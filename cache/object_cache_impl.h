@@ -2,9 +2,9 @@
 // together. Internal to the cache; the contract is in cache/object_cache.h.
 //
 // Files: object_cache.cc (read path, times, destruction), cache_open.cc (Open, reconciliation,
-// resuming uploads), object_cache_budget.cc (pins, evictor, counters), open_write.cc (OpenWrite, and OpenRead of keys open for writing),
-// write_back.cc (the WritableFile, MarkDirty, Flush, uploads), object_ops.cc (Remove, Rename,
-// SetMeta, Local, Meta, DrainUploads).
+// resuming uploads), object_cache_budget.cc (pins, evictor, counters), open_write.cc (OpenWrite,
+// and OpenRead of keys open for writing), write_back.cc (the WritableFile, MarkDirty, Flush,
+// uploads), object_ops.cc (Remove, Rename, SetMeta, Local, Meta, DrainUploads).
 //
 // Threads: callers of the public methods; the ChunkPool workers (download.h); one flusher thread
 // that writes batched access/validation times to the index every flush_interval; the Uploader
@@ -32,10 +32,9 @@
 
 #include <sys/types.h>
 
-#include <ctime>
-
 #include <atomic>
 #include <condition_variable>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,10 +44,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "cache/disk_reserve.h"
 #include "cache/download.h"
 #include "cache/evictor.h"
 #include "cache/file_util.h"
-#include "cache/disk_reserve.h"
 #include "cache/index.h"
 #include "cache/object_cache.h"
 #include "cache/pin_table.h"

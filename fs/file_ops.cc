@@ -34,7 +34,8 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
     fi->keep_cache = 0;
     if ((fi->flags & O_TRUNC) != 0) NoteFileChanged(ino, inode->path);
   } else {
-    Result<std::shared_ptr<cache::ObjectHandle>> object = objects_.OpenRead(key, HintFor(inode->attr));
+    Result<std::shared_ptr<cache::ObjectHandle>> object =
+        objects_.OpenRead(key, HintFor(inode->attr));
     if (!object.ok()) {
       if (object.status().code() == ENOENT) {
         names_.NoteRemoved(inode->path);

@@ -15,7 +15,9 @@
 namespace s3cachefs::fs {
 namespace {
 
-FileSystem* Self(fuse_req_t req) { return static_cast<FileSystem*>(fuse_req_userdata(req)); }
+FileSystem* Self(fuse_req_t req) {
+  return static_cast<FileSystem*>(fuse_req_userdata(req));
+}
 
 constexpr uint64_t kMaxIo = 1 << 20;  // largest FUSE read/write request we negotiate
 
@@ -60,7 +62,8 @@ Result<cache::NodeAttr> FileSystem::CurrentAttr(const std::string& path) {
   return listed;
 }
 
-struct stat FileSystem::ToStat(Ino ino, const std::string& path, const cache::NodeAttr& attr) const {
+struct stat FileSystem::ToStat(Ino ino, const std::string& path,
+                               const cache::NodeAttr& attr) const {
   struct stat st {};
   st.st_ino = ino;
   st.st_uid = options_.uid;
@@ -140,7 +143,9 @@ void FileSystem::Lookup(fuse_req_t req, Ino parent, const char* name) {
   if (fuse_reply_entry(req, &e) != 0) inodes_.Forget(e.ino, 1);
 }
 
-void FileSystem::Forget(Ino ino, uint64_t nlookup) { inodes_.Forget(ino, nlookup); }
+void FileSystem::Forget(Ino ino, uint64_t nlookup) {
+  inodes_.Forget(ino, nlookup);
+}
 
 void FileSystem::GetAttr(fuse_req_t req, Ino ino) {
   std::optional<InodeInfo> inode = inodes_.Get(ino);
@@ -300,7 +305,9 @@ const fuse_lowlevel_ops& FileSystem::Operations() {
       for (size_t i = 0; i < count; ++i) Self(req)->Forget(forgets[i].ino, forgets[i].nlookup);
       fuse_reply_none(req);
     };
-    o.getattr = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { Self(req)->GetAttr(req, ino); };
+    o.getattr = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+      Self(req)->GetAttr(req, ino);
+    };
     o.setattr = [](fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                    fuse_file_info* fi) { Self(req)->SetAttr(req, ino, attr, to_set, fi); };
     o.opendir = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -309,13 +316,16 @@ const fuse_lowlevel_ops& FileSystem::Operations() {
     o.readdir = [](fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
       Self(req)->ReadDir(req, ino, size, off, fi, false);
     };
-    o.readdirplus = [](fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                       fuse_file_info* fi) { Self(req)->ReadDir(req, ino, size, off, fi, true); };
+    o.readdirplus = [](fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+      Self(req)->ReadDir(req, ino, size, off, fi, true);
+    };
     o.releasedir = [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
       Self(req)->ReleaseDir(req, fi);
     };
     o.statfs = [](fuse_req_t req, fuse_ino_t) { Self(req)->StatFs(req); };
-    o.open = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { Self(req)->Open(req, ino, fi); };
+    o.open = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+      Self(req)->Open(req, ino, fi);
+    };
     o.create = [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                   fuse_file_info* fi) { Self(req)->Create(req, parent, name, mode, fi); };
     o.read = [](fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
@@ -324,7 +334,9 @@ const fuse_lowlevel_ops& FileSystem::Operations() {
     o.write = [](fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
                  fuse_file_info* fi) { Self(req)->Write(req, buf, size, off, fi); };
     o.flush = [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { Self(req)->Flush(req, fi); };
-    o.fsync = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) { Self(req)->Fsync(req, fi); };
+    o.fsync = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+      Self(req)->Fsync(req, fi);
+    };
     o.release = [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { Self(req)->Release(req, fi); };
     o.mkdir = [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
       Self(req)->MkDir(req, parent, name, mode);
@@ -340,7 +352,9 @@ const fuse_lowlevel_ops& FileSystem::Operations() {
       Self(req)->Rename(req, parent, name, new_parent, new_name, flags);
     };
     // S3 has no hard links.
-    o.link = [](fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(req, EPERM); };
+    o.link = [](fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
+      fuse_reply_err(req, EPERM);
+    };
     return o;
   }();
   return ops;

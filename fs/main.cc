@@ -74,9 +74,9 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
       static_cast<unsigned long long>(s.put_requests.load()),
       static_cast<unsigned long long>(s.bytes_sent.load()),
       static_cast<unsigned long long>(s.retries.load()),
-      static_cast<unsigned long long>(s.errors.load()),
-      static_cast<unsigned long long>(c.hits), static_cast<unsigned long long>(c.revalidated),
-      static_cast<unsigned long long>(c.misses), static_cast<unsigned long long>(c.downloads),
+      static_cast<unsigned long long>(s.errors.load()), static_cast<unsigned long long>(c.hits),
+      static_cast<unsigned long long>(c.revalidated), static_cast<unsigned long long>(c.misses),
+      static_cast<unsigned long long>(c.downloads),
       static_cast<unsigned long long>(c.bytes_downloaded),
       static_cast<unsigned long long>(c.evictions), static_cast<unsigned long long>(c.not_kept));
 }

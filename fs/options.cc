@@ -11,7 +11,9 @@
 namespace s3cachefs::fs {
 namespace {
 
-Status Invalid(const std::string& message) { return Status::Error(EINVAL, message); }
+Status Invalid(const std::string& message) {
+  return Status::Error(EINVAL, message);
+}
 
 std::vector<std::string> SplitCommas(const std::string& text) {
   std::vector<std::string> out;
@@ -38,8 +40,8 @@ Result<uint64_t> ParseUnsigned(const std::string& name, const std::string& value
 
 // Options that only mean something to mount(8), fstab or systemd.
 bool IsMountOnlyOption(const std::string& name) {
-  static const std::set<std::string> kDropped = {"_netdev", "nofail", "noauto",  "auto",
-                                                 "user",    "users",  "nouser",  "defaults",
+  static const std::set<std::string> kDropped = {"_netdev", "nofail", "noauto",     "auto",
+                                                 "user",    "users",  "nouser",     "defaults",
                                                  "comment", "owner",  "x-gvfs-show"};
   return kDropped.count(name) > 0 || name.rfind("x-systemd.", 0) == 0 ||
          name.rfind("comment=", 0) == 0;
@@ -64,7 +66,8 @@ Status ApplyOption(const std::string& option, MountOptions& opts,
   const bool has_value = eq != std::string::npos;
   const std::string value = has_value ? option.substr(eq + 1) : "";
   auto need_value = [&]() -> Status {
-    return has_value && !value.empty() ? Status::Ok() : Invalid("option " + name + " needs a value");
+    return has_value && !value.empty() ? Status::Ok()
+                                       : Invalid("option " + name + " needs a value");
   };
   auto set_seconds = [&](auto& field) -> Status {
     if (Status s = need_value(); !s.ok()) return s;
@@ -110,7 +113,7 @@ Status ApplyOption(const std::string& option, MountOptions& opts,
   } else if (name == "stat_ttl" || name == "dir_ttl" || name == "negative_ttl") {
     std::chrono::seconds seconds{};
     if (Status s = set_seconds(seconds); !s.ok()) return s;
-    auto& field = name == "stat_ttl" ? opts.stat_ttl
+    auto& field = name == "stat_ttl"  ? opts.stat_ttl
                   : name == "dir_ttl" ? opts.dir_ttl
                                       : opts.negative_ttl;
     field = seconds;
@@ -178,8 +181,8 @@ Result<std::chrono::seconds> ParseDuration(const std::string& text) {
   while (digits < text.size() && isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   if (digits == 0) return Invalid("'" + text + "' is not a duration (e.g. 30, 30s, 5m, 2h, 1d)");
   const std::string unit = text.substr(digits);
-  static const std::map<std::string, uint64_t> kUnits = {
-      {"", 1}, {"s", 1}, {"m", 60}, {"min", 60}, {"h", 3600}, {"d", 86400}};
+  static const std::map<std::string, uint64_t> kUnits = {{"", 1},     {"s", 1},    {"m", 60},
+                                                         {"min", 60}, {"h", 3600}, {"d", 86400}};
   auto it = kUnits.find(unit);
   if (it == kUnits.end()) return Invalid("'" + text + "' has an unknown unit (use s, m, h or d)");
   return std::chrono::seconds(std::stoull(text.substr(0, digits)) * it->second);
@@ -192,9 +195,9 @@ Result<uint64_t> ParseSize(const std::string& text) {
   if (digits == 0) return Invalid("'" + text + "' is not a size (e.g. 512M, 10G)");
   std::string unit = text.substr(digits);
   if (unit.size() == 2 && (unit[1] == 'B' || unit[1] == 'b')) unit.pop_back();
-  static const std::map<std::string, int> kShift = {{"", 0},  {"K", 10}, {"k", 10}, {"M", 20},
-                                                    {"m", 20}, {"G", 30}, {"g", 30}, {"T", 40},
-                                                    {"t", 40}};
+  static const std::map<std::string, int> kShift = {{"", 0},   {"K", 10}, {"k", 10},
+                                                    {"M", 20}, {"m", 20}, {"G", 30},
+                                                    {"g", 30}, {"T", 40}, {"t", 40}};
   auto it = kShift.find(unit);
   if (it == kShift.end()) return Invalid("'" + text + "' has an unknown unit (use K, M, G or T)");
   return static_cast<uint64_t>(std::stoull(text.substr(0, digits))) << it->second;
@@ -277,7 +280,8 @@ Result<MountOptions> ParseMountOptions(int argc, const char* const* argv) {
 
 std::string UsageText(const std::string& program) {
   return "usage: " + program + R"( BUCKET[:PREFIX] MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]
-       )" + program + R"( cache stats|evict|verify --cache-dir DIR [--size SIZE] [--repair]
+       )" +
+         program + R"( cache stats|evict|verify --cache-dir DIR [--size SIZE] [--repair]
 
 Presents an S3 bucket (or the keys under PREFIX) as a directory tree, caching object bodies on
 local disk.

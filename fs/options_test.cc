@@ -24,8 +24,7 @@ TEST(MountOptions, BucketPrefixAndMountpoint) {
 TEST(MountOptions, OwnOptionsAreTakenOutAndTheRestPassedToFuse) {
   Result<MountOptions> o =
       Parse({"b", "/m", "-o", "endpoint=http://127.0.0.1:9,region=eu-west-1,allow_other",
-             "-oro,revalidate=5m,uid=7,gid=8,umask=027,_netdev,nofail,x-systemd.automount",
-             "-f"});
+             "-oro,revalidate=5m,uid=7,gid=8,umask=027,_netdev,nofail,x-systemd.automount", "-f"});
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->s3.endpoint.value(), "http://127.0.0.1:9");
   EXPECT_EQ(o->s3.region.value(), "eu-west-1");

@@ -1,9 +1,9 @@
 // s3::Client: the S3 operations s3cachefs needs, as an abstract interface.
 //
-// The real implementation (CurlClient, s3/curl_client.h) speaks HTTP with SigV4; tests of the layers
-// above use an in-memory fake. Keys are relative to the bucket the client was made for and are
-// passed unencoded (any UTF-8, including spaces, '+', '%', '//'). Nothing here knows about files,
-// paths or caching; a "sink" or a file descriptor range is the only I/O.
+// The real implementation (CurlClient, s3/curl_client.h) speaks HTTP with SigV4; tests of the
+// layers above use an in-memory fake. Keys are relative to the bucket the client was made for and
+// are passed unencoded (any UTF-8, including spaces, '+', '%', '//'). Nothing here knows about
+// files, paths or caching; a "sink" or a file descriptor range is the only I/O.
 //
 // Thread safety: every method of a Client may be called from many threads at once.
 #pragma once
@@ -28,11 +28,11 @@ using Metadata = std::map<std::string, std::string>;
 
 struct ObjectInfo {
   std::string key;
-  uint64_t size = 0;            // whole object size (from Content-Range on ranged GETs)
-  std::string etag;             // as S3 sends it, including the quotes
-  time_t last_modified = 0;     // seconds since the epoch, UTC
-  std::string content_type;     // HEAD/GET only
-  Metadata metadata;            // HEAD/GET only
+  uint64_t size = 0;         // whole object size (from Content-Range on ranged GETs)
+  std::string etag;          // as S3 sends it, including the quotes
+  time_t last_modified = 0;  // seconds since the epoch, UTC
+  std::string content_type;  // HEAD/GET only
+  Metadata metadata;         // HEAD/GET only
 };
 
 struct ListRequest {
@@ -129,16 +129,16 @@ struct DeleteError {
 
 // Request and byte counters, for tests, benchmarks and `cache stats`. Monotonic.
 struct ClientStats {
-  std::atomic<uint64_t> requests{0};       // every HTTP attempt, retries included
-  std::atomic<uint64_t> get_requests{0};   // GetObject attempts
-  std::atomic<uint64_t> not_modified{0};   // 304 answers
-  std::atomic<uint64_t> bytes_received{0}; // GET body bytes
-  std::atomic<uint64_t> bytes_sent{0};     // PUT/UploadPart body bytes
+  std::atomic<uint64_t> requests{0};        // every HTTP attempt, retries included
+  std::atomic<uint64_t> get_requests{0};    // GetObject attempts
+  std::atomic<uint64_t> not_modified{0};    // 304 answers
+  std::atomic<uint64_t> bytes_received{0};  // GET body bytes
+  std::atomic<uint64_t> bytes_sent{0};      // PUT/UploadPart body bytes
   std::atomic<uint64_t> list_requests{0};
   std::atomic<uint64_t> head_requests{0};
-  std::atomic<uint64_t> put_requests{0};   // PutObject + UploadPart + Complete
+  std::atomic<uint64_t> put_requests{0};  // PutObject + UploadPart + Complete
   std::atomic<uint64_t> retries{0};
-  std::atomic<uint64_t> errors{0};         // requests that finally failed
+  std::atomic<uint64_t> errors{0};  // requests that finally failed
 };
 
 class Client {
@@ -180,8 +180,7 @@ class Client {
   // Server-side copy. With options set, metadata is replaced (REPLACE directive); otherwise it is
   // copied from the source. Returns the new ETag. Only for sources up to 5 GiB: see
   // CopyObjectAnySize in s3/transfer.h for larger ones.
-  virtual Result<std::string> CopyObject(const std::string& source_key,
-                                         const std::string& dest_key,
+  virtual Result<std::string> CopyObject(const std::string& source_key, const std::string& dest_key,
                                          const std::optional<PutOptions>& options) = 0;
 
   // Deleting a missing key succeeds, as in S3.

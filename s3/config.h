@@ -42,9 +42,9 @@ struct ClientConfig {
   std::string ca_bundle;  // PEM file; "" = system default
   bool verify_tls = true;
   long connect_timeout_ms = 10000;
-  long low_speed_limit = 1;    // bytes/s; below it for low_speed_time_s aborts the transfer
+  long low_speed_limit = 1;  // bytes/s; below it for low_speed_time_s aborts the transfer
   long low_speed_time_s = 30;
-  int max_connections = 32;    // size of the connection pool
+  int max_connections = 32;  // size of the connection pool
   RetryPolicy retry;
   std::string user_agent = "s3cachefs/0.1";
 

@@ -20,20 +20,28 @@ std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kError: return "error";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kDebug: return "debug";
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kDebug:
+      return "debug";
   }
   return "?";
 }
 
 int SyslogPriority(LogLevel level) {
   switch (level) {
-    case LogLevel::kError: return LOG_ERR;
-    case LogLevel::kWarning: return LOG_WARNING;
-    case LogLevel::kInfo: return LOG_INFO;
-    case LogLevel::kDebug: return LOG_DEBUG;
+    case LogLevel::kError:
+      return LOG_ERR;
+    case LogLevel::kWarning:
+      return LOG_WARNING;
+    case LogLevel::kInfo:
+      return LOG_INFO;
+    case LogLevel::kDebug:
+      return LOG_DEBUG;
   }
   return LOG_INFO;
 }
@@ -69,14 +77,18 @@ bool LogToFile(const std::string& path) {
   return true;
 }
 
-void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
+void SetLogLevel(LogLevel level) {
+  g_level = static_cast<int>(level);
+}
 
 bool LogsToStderr() {
   std::lock_guard<std::mutex> lock(g_mu);
   return g_target == Target::kStderr;
 }
 
-bool LogEnabled(LogLevel level) { return static_cast<int>(level) <= g_level.load(); }
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) <= g_level.load();
+}
 
 void Log(LogLevel level, const char* format, ...) {
   char message[2048];

@@ -21,8 +21,8 @@ bool LogsToStderr();
 // printf-style; a newline is added.
 void Log(LogLevel level, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
-#define S3C_LOG(level, ...)                                        \
-  do {                                                             \
+#define S3C_LOG(level, ...)                                                   \
+  do {                                                                        \
     if (::s3cachefs::LogEnabled(level)) ::s3cachefs::Log(level, __VA_ARGS__); \
   } while (0)
 #define LOG_ERROR(...) S3C_LOG(::s3cachefs::LogLevel::kError, __VA_ARGS__)

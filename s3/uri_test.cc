@@ -19,8 +19,9 @@ TEST(UriTest, SlashKeptOnlyInPaths) {
 }
 
 TEST(UriTest, RoundTrip) {
-  const std::string keys[] = {"a b", "a+b", "a=b", "~x", "100%", "a//b", "é/日本", "trail ",
-                              "!*'();:@&$,?", std::string("\x01\x02", 2)};
+  const std::string keys[] = {
+      "a b",  "a+b",    "a=b",    "~x",           "100%",
+      "a//b", "é/日本", "trail ", "!*'();:@&$,?", std::string("\x01\x02", 2)};
   for (const std::string& k : keys) {
     EXPECT_EQ(UriDecode(UriEncode(k, true), false), k);
     EXPECT_EQ(UriDecode(UriEncode(k, false), true), k);
