@@ -103,6 +103,7 @@ int Run(const MountOptions& opts, Daemon& daemon) {
   cache_config.cache_dir = opts.cache_dir;
   cache_config.bucket = opts.bucket;
   cache_config.revalidate = opts.revalidate;
+  cache_config.verify_md5 = opts.verify_md5;
   cache_config.cache_size = opts.cache_size;
   cache_config.cache_min_free_percent = opts.cache_min_free_percent;
   if (opts.cache_max_age.count() > 0) cache_config.cache_max_age = opts.cache_max_age;

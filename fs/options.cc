@@ -117,6 +117,9 @@ Status ApplyOption(const std::string& option, MountOptions& opts,
                   : name == "dir_ttl" ? opts.dir_ttl
                                       : opts.negative_ttl;
     field = seconds;
+  } else if (name == "verify_md5") {
+    if (value != "0" && value != "1") return Invalid("verify_md5 must be 0 or 1");
+    opts.verify_md5 = value == "1";
   } else if (name == "write_back") {
     if (value == "sync") {
       opts.write_back_async = false;
@@ -305,6 +308,8 @@ Cache options:
                          (root: /var/cache/s3cachefs; else ~/.cache/s3cachefs)
   -o revalidate=SECONDS  serve a cached copy without asking S3 for this long, then check its
                          ETag with a conditional GET (default 30)
+  -o verify_md5=0|1      check each download of a single-part object against the MD5 in its
+                         ETag (default 1)
   -o stat_ttl=SECONDS    how long the kernel may cache attributes and names (default 5)
   -o dir_ttl=SECONDS     how long a directory listing is reused (default 30)
   -o negative_ttl=SECONDS  how long a missing name is remembered (default 5)

@@ -32,6 +32,7 @@ struct MountOptions {
   // Cache
   std::string cache_dir;  // default: $XDG_CACHE_HOME/s3cachefs or /var/cache/s3cachefs (root)
   std::chrono::seconds revalidate{30};
+  bool verify_md5 = true;  // check downloads of single-part objects against their ETag
   std::chrono::milliseconds stat_ttl{std::chrono::seconds(5)};
   std::chrono::milliseconds dir_ttl{std::chrono::seconds(30)};
   std::chrono::milliseconds negative_ttl{std::chrono::seconds(5)};
