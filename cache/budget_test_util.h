@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "cache/cache_test_util.h"
 #include "cache/object_cache.h"
 #include "cache/test_hooks.h"
 #include "fake_s3.h"
@@ -22,30 +23,10 @@
 
 namespace s3cachefs::cache {
 
+using testutil::MakeBody;
+using testutil::ReadAll;
+
 constexpr uint64_t kMiB = 1ull << 20;
-
-inline std::string MakeBody(size_t size, unsigned seed) {
-  std::string body(size, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (char& c : body) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return body;
-}
-
-inline Result<std::string> ReadAll(ObjectHandle& h) {
-  Status s = h.WaitReadable(0, h.size());
-  if (!s.ok()) return s;
-  std::string out(h.size(), '\0');
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::pread(h.fd(), out.data() + done, out.size() - done, static_cast<off_t>(done));
-    if (n <= 0) return Status::Error(EIO, "short pread");
-    done += static_cast<size_t>(n);
-  }
-  return out;
-}
 
 template <typename Pred>
 bool WaitUntil(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {

@@ -14,12 +14,17 @@
 #include <mutex>
 #include <thread>
 
+#include "cache/cache_test_util.h"
 #include "cache/test_hooks.h"
 #include "fake_s3.h"
 #include "s3/crypto.h"
 
 namespace s3cachefs::cache {
 namespace {
+
+using testutil::MakeBody;
+using testutil::ReadAll;
+using testutil::WaitFor;
 
 namespace fs = std::filesystem;
 using testing::FakeS3;
@@ -31,47 +36,14 @@ using namespace std::chrono_literals;
 constexpr uint64_t kChunk = 64 << 10;
 constexpr char kBucket[] = "bucket";
 
-std::string MakeBody(size_t size, unsigned seed) {
-  std::string body(size, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (char& c : body) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return body;
-}
-
 bool IsRanged(const s3::GetRequest& r, uint64_t first) {
   return r.range.has_value() && r.range->first == first;
-}
-
-Result<std::string> ReadAll(ObjectHandle& h) {
-  Status s = h.WaitReadable(0, h.size());
-  if (!s.ok()) return s;
-  std::string out(h.size(), '\0');
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::pread(h.fd(), out.data() + done, out.size() - done, static_cast<off_t>(done));
-    if (n <= 0) return Status::Error(EIO, "short pread");
-    done += static_cast<size_t>(n);
-  }
-  return out;
 }
 
 size_t CountFiles(const fs::path& dir) {
   size_t n = 0;
   for (const auto& e : fs::recursive_directory_iterator(dir)) n += e.is_regular_file() ? 1 : 0;
   return n;
-}
-
-template <typename Pred>
-bool WaitFor(Pred pred, std::chrono::milliseconds timeout = 5s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
 }
 
 class ObjectCacheTest : public ::testing::Test {

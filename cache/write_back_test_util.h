@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cache/cache_test_util.h"
 #include "cache/object_cache.h"
 #include "cache/test_hooks.h"
 #include "fake_s3.h"
@@ -22,6 +23,10 @@
 
 namespace s3cachefs::cache {
 namespace write_back_test {
+
+using testutil::MakeBody;
+using testutil::ReadAll;
+using testutil::WaitFor;
 
 namespace fs = std::filesystem;
 using testing::FakeS3;
@@ -54,39 +59,6 @@ class PutHookedClient : public HookedClient {
     return HookedClient::CreateMultipartUpload(key, options);
   }
 };
-
-inline std::string MakeBody(size_t size, unsigned seed) {
-  std::string body(size, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (char& c : body) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return body;
-}
-
-template <typename Pred>
-bool WaitFor(Pred pred, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
-
-inline Result<std::string> ReadAll(ObjectHandle& h) {
-  Status s = h.WaitReadable(0, h.size());
-  if (!s.ok()) return s;
-  std::string out(h.size(), '\0');
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::pread(h.fd(), out.data() + done, out.size() - done, static_cast<off_t>(done));
-    if (n <= 0) return Status::Error(EIO, "short pread");
-    done += static_cast<size_t>(n);
-  }
-  return out;
-}
 
 struct Row {
   int state = -1;  // -1: no row

@@ -77,12 +77,7 @@ void FileSystem::Create(fuse_req_t req, Ino parent, const char* name, mode_t mod
     LOG_WARN("create %s: %s", path->c_str(), writer.status().ToString().c_str());
     return ReplyStatus(req, writer.status());
   }
-  const fuse_ctx* ctx = fuse_req_ctx(req);
-  cache::FileMeta meta;
-  meta.mode = S_IFREG | (mode & 07777 & ~ctx->umask);
-  meta.uid = ctx->uid;
-  meta.gid = ctx->gid;
-  meta.mtime = time(nullptr);
+  const cache::FileMeta meta = NewMeta(req, S_IFREG, mode);
   if (Status s = objects_.SetMeta(key, meta); !s.ok()) return ReplyStatus(req, s);
 
   cache::NodeAttr attr;

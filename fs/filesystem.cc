@@ -48,6 +48,16 @@ Status FileSystem::CheckWritable() const {
   return options_.read_only ? Status::Error(EROFS, "read-only mount") : Status::Ok();
 }
 
+cache::FileMeta FileSystem::NewMeta(fuse_req_t req, mode_t type_bits, mode_t mode) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  cache::FileMeta meta;
+  meta.mode = type_bits | (mode & 07777 & ~ctx->umask);
+  meta.uid = ctx->uid;
+  meta.gid = ctx->gid;
+  meta.mtime = time(nullptr);
+  return meta;
+}
+
 Result<cache::NodeAttr> FileSystem::CurrentAttr(const std::string& path) {
   if (path.empty()) {
     cache::NodeAttr root;

@@ -72,6 +72,8 @@ class FileSystem {
   Result<std::string> ChildPath(Ino parent, const char* name) const;
   static std::optional<cache::ListingHint> HintFor(const cache::NodeAttr& attr);
   Status CheckWritable() const;
+  // The metadata of a new file or directory (type_bits S_IFREG or S_IFDIR) made by req.
+  static cache::FileMeta NewMeta(fuse_req_t req, mode_t type_bits, mode_t mode);
   // Publishes a file's new local state to the name cache and the kernel.
   void NoteFileChanged(Ino ino, const std::string& path);
   Status RenameDirectory(const std::string& from, const std::string& to);

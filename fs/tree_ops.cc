@@ -18,12 +18,7 @@ void FileSystem::MkDir(fuse_req_t req, Ino parent, const char* name, mode_t mode
   if (Status s = CheckWritable(); !s.ok()) return ReplyStatus(req, s);
   Result<std::string> path = ChildPath(parent, name);
   if (!path.ok()) return ReplyStatus(req, path.status());
-  const fuse_ctx* ctx = fuse_req_ctx(req);
-  cache::FileMeta meta;
-  meta.mode = S_IFDIR | (mode & 07777 & ~ctx->umask);
-  meta.uid = ctx->uid;
-  meta.gid = ctx->gid;
-  meta.mtime = time(nullptr);
+  const cache::FileMeta meta = NewMeta(req, S_IFDIR, mode);
   if (Status s = names_.MakeDirectory(*path, meta.ToMetadata()); !s.ok()) {
     LOG_WARN("%s", s.ToString().c_str());
     return ReplyStatus(req, s);

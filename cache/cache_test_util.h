@@ -1,0 +1,53 @@
+// Helpers shared by the object cache's unit tests (test-only).
+#pragma once
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include "cache/object_cache.h"
+#include "s3/status.h"
+
+namespace s3cachefs::cache::testutil {
+
+// size bytes of reproducible noise (a different sequence per seed).
+inline std::string MakeBody(size_t size, unsigned seed) {
+  std::string body(size, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (char& c : body) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  return body;
+}
+
+// The whole content behind a handle, once it has arrived.
+inline Result<std::string> ReadAll(ObjectHandle& h) {
+  Status s = h.WaitReadable(0, h.size());
+  if (!s.ok()) return s;
+  std::string out(h.size(), '\0');
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(h.fd(), out.data() + done, out.size() - done, static_cast<off_t>(done));
+    if (n <= 0) return Status::Error(EIO, "short pread");
+    done += static_cast<size_t>(n);
+  }
+  return out;
+}
+
+// Polls pred until it holds (true) or timeout passes (false).
+template <typename Pred>
+bool WaitFor(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+}  // namespace s3cachefs::cache::testutil
