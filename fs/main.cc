@@ -124,6 +124,11 @@ int Run(const MountOptions& opts, Daemon& daemon) {
   std::vector<const char*> argv;
   for (const std::string& a : opts.fuse_args) argv.push_back(a.c_str());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
+  // libfuse copies the vector into memory of its own when it adds to it; freed on every path.
+  struct ArgsGuard {
+    fuse_args* args;
+    ~ArgsGuard() { fuse_opt_free_args(args); }
+  } args_guard{&args};
   fuse_session* session =
       fuse_session_new(&args, &FileSystem::Operations(), sizeof(fuse_lowlevel_ops), &filesystem);
   if (session == nullptr) return Fail("invalid mount options (see the message above)");
