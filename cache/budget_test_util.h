@@ -43,13 +43,10 @@ class BudgetTest : public ::testing::Test {
   static constexpr char kBucket[] = "bucket";
 
   void SetUp() override {
-    char tmpl[] = "/tmp/cache_budget_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
+    base_ = testutil::MakeTempDir("cache_budget_test");
+    ASSERT_FALSE(base_.empty());
     dir_ = base_ + "/cache";
-    now_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
+    now_ms_ = testutil::NowMs();
     config_.cache_dir = dir_;
     config_.bucket = kBucket;
     config_.chunk_size = 1 * kMiB;

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -37,6 +38,19 @@ inline Result<std::string> ReadAll(ObjectHandle& h) {
     done += static_cast<size_t>(n);
   }
   return out;
+}
+
+// A new empty directory /tmp/<name>.XXXXXX; "" if it cannot be made.
+inline std::string MakeTempDir(const std::string& name) {
+  std::string tmpl = "/tmp/" + name + ".XXXXXX";
+  return ::mkdtemp(tmpl.data()) != nullptr ? tmpl : std::string();
+}
+
+// Wall-clock milliseconds since the epoch, as the index stores times.
+inline int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // Polls pred until it holds (true) or timeout passes (false).

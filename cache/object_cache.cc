@@ -285,14 +285,19 @@ void ObjectCacheImpl::CancelDownload(const std::string& key) {
 }
 
 CacheCounters ObjectCacheImpl::counters() const {
+  CacheCounters c = ActivityCounters();
+  c.entries = index_->entries();
+  c.bytes_cached = index_->bytes();
+  return c;
+}
+
+CacheCounters ObjectCacheImpl::ActivityCounters() const {
   CacheCounters c;
   c.hits = hits_.load();
   c.revalidated = revalidated_.load();
   c.misses = misses_.load();
   c.downloads = downloads_.load();
   c.bytes_downloaded = bytes_downloaded_.load();
-  c.entries = index_->entries();
-  c.bytes_cached = index_->bytes();
   c.uploads = uploads_.load();
   c.bytes_uploaded = bytes_uploaded_.load();
   c.upload_failures = upload_failures_.load();

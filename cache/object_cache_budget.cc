@@ -27,18 +27,16 @@ bool ObjectCacheImpl::IsPinned(const std::string& bucket, const std::string& key
 }
 
 void ObjectCacheImpl::PersistCounters() {
+  const CacheCounters c = ActivityCounters();
   Index::Counters now;
-  now.hits = hits_.load();
-  now.revalidated = revalidated_.load();
-  now.misses = misses_.load();
-  now.downloads = downloads_.load();
-  now.bytes_downloaded = bytes_downloaded_.load();
-  if (evictor_ != nullptr) {
-    EvictorCounters e = evictor_->counters();
-    now.evictions = e.evictions;
-    now.evicted_bytes = e.evicted_bytes;
-    now.not_kept = e.not_kept;
-  }
+  now.hits = c.hits;
+  now.revalidated = c.revalidated;
+  now.misses = c.misses;
+  now.downloads = c.downloads;
+  now.bytes_downloaded = c.bytes_downloaded;
+  now.evictions = c.evictions;
+  now.evicted_bytes = c.evicted_bytes;
+  now.not_kept = c.not_kept;
   Index::Counters delta;
   bool any = false;
   for (auto field :

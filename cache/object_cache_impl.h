@@ -204,6 +204,8 @@ class ObjectCacheImpl : public ObjectCache {
   void MakeRoomFor(Download& d);
   // Adds what the counters gained since the last call to the index. Requires flush_mu_.
   void PersistCounters();
+  // The in-memory activity counters (everything in CacheCounters but the index totals).
+  CacheCounters ActivityCounters() const;
 
   // ---- write path (write_back.cc) ----
   bool Pinned(const std::string& key);

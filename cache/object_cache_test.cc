@@ -49,13 +49,10 @@ size_t CountFiles(const fs::path& dir) {
 class ObjectCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/object_cache_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
+    base_ = testutil::MakeTempDir("object_cache_test");
+    ASSERT_FALSE(base_.empty());
     dir_ = base_ + "/cache";
-    now_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
+    now_ms_ = testutil::NowMs();
     config_.cache_dir = dir_;
     config_.bucket = kBucket;
     config_.chunk_size = kChunk;

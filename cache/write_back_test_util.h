@@ -71,13 +71,10 @@ struct Row {
 class WriteBackTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/write_back_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
+    base_ = testutil::MakeTempDir("write_back_test");
+    ASSERT_FALSE(base_.empty());
     dir_ = base_ + "/cache";
-    now_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
+    now_ms_ = testutil::NowMs();
     config_.cache_dir = dir_;
     config_.bucket = kBucket;
     config_.chunk_size = 64 << 10;
