@@ -366,6 +366,14 @@ void Download::Finalize() {
     verified_ = true;
     cv_.notify_all();
   }
+  if (params_.defer_commit) {
+    params_.defer_commit([self = shared_from_this()] { self->Complete(); });
+  } else {
+    Complete();
+  }
+}
+
+void Download::Complete() {
   bool committed = false;
   if (!skip_commit_.load()) {
     // The row is the promise that the file is complete: make the bytes durable first.

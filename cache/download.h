@@ -9,8 +9,10 @@
 //
 // As chunks complete, the contiguous prefix is hashed (MD5, for single-part ETags) by the
 // download threads, so verification overlaps the transfer. When everything has arrived and
-// checks out, the commit callback moves the file into the cache. Any failure is final for this
-// download: readers get the error, the temporary file is removed and the next open starts again.
+// checks out, the commit callback moves the file into the cache (on the defer_commit
+// executor when one is given, so that the reader that completed it does not wait for the disk). Any
+// failure is final for this download: readers get the error, the temporary file is removed and the
+// next open starts again.
 //
 // An object that changes while it downloads (412 on a chunk) fails the download with ESTALE
 // rather than restarting it: handles already given out have promised a size and ETag, so the
@@ -55,6 +57,10 @@ struct DownloadParams {
   // requested and before anything can be committed: the cache makes room there for size()
   // bytes, or calls SkipCommit() to serve the object without keeping it. May be empty.
   std::function<void(Download&)> on_size_known;
+  // Runs the commit of a verified download (fdatasync, the CommitFn, the FinishFn) elsewhere,
+  // so that the thread that verified it, often an opener, does not wait for the disk. Empty:
+  // the commit runs on that thread.
+  std::function<void(std::function<void()>)> defer_commit;
 };
 
 class Download : public std::enable_shared_from_this<Download> {
@@ -133,6 +139,7 @@ class Download : public std::enable_shared_from_this<Download> {
   void Fail(const Status& status, bool from_finalizer = false);
   void AdvanceHash();
   void Finalize();
+  void Complete();  // after Finalize: commit (unless skipped) and publish kDone
   Status FetchRange(uint64_t first, uint64_t last);
   uint64_t ChunkLength(uint64_t index) const;
 

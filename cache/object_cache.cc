@@ -62,6 +62,7 @@ ObjectCacheImpl::~ObjectCacheImpl() {
   // are joined. A download that is already committing finishes first.
   for (auto& d : active) d->Cancel(Status::Error(ECANCELED, "the cache is shutting down"));
   pool_.Shutdown();
+  committer_.Shutdown();  // downloads verified before the cancel are still committed
   {
     std::lock_guard<std::mutex> lock(times_mu_);
     flush_stop_ = true;
@@ -177,6 +178,7 @@ Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenReadUnpinned(
     params.bytes_counter = &bytes_downloaded_;
     params.clock = config_.clock;
     params.on_size_known = [this](Download& d) { MakeRoomFor(d); };
+    params.defer_commit = [this](std::function<void()> task) { committer_.Post(std::move(task)); };
     Result<std::shared_ptr<Download>> created = Download::Create(
         std::move(params), &pool_, [this](Download& d) { return Commit(d); },
         [this](Download& d, Download::Phase phase) { Finished(d, phase); });
@@ -217,15 +219,15 @@ Status ObjectCacheImpl::Commit(Download& d) {
   entry.validated_at = ToMs(d.validated_at());
   entry.accessed_at = NowMs();
   entry.meta = FileMeta::FromMetadata(d.metadata());
-  // Before the row is visible, so that whoever finds the row also finds the metadata.
-  if (!d.skip_commit()) NoteMeta(d.key(), entry.meta);
   std::string final_path = ObjectPath(entry.file_name);
   bool renamed = false;
   Status s = index_->PutClean(entry, [&]() -> Status {
-    // Checked under the index lock, so a Forget either stops this or deletes the new row, and
-    // a writer that registered its key first keeps its file.
+    // Checked under the index lock, so a Forget (or SetMeta) either stops this or finds the
+    // new row, and a writer that registered its key first keeps its file.
     if (d.skip_commit()) return Status::Error(ECANCELED, d.key() + " was forgotten");
     if (Pinned(d.key())) return Status::Error(ECANCELED, d.key() + " is being written locally");
+    // Before the row is visible, so that whoever finds the row also finds the metadata.
+    NoteMeta(d.key(), entry.meta);
     Status st = EnsureDir(objects_dir_ + "/" + entry.file_name.substr(0, 2));
     if (!st.ok()) return st;
     if (::rename(d.tmp_path().c_str(), final_path.c_str()) != 0) {
@@ -288,6 +290,8 @@ CacheCounters ObjectCacheImpl::counters() const {
   CacheCounters c = ActivityCounters();
   c.entries = index_->entries();
   c.bytes_cached = index_->bytes();
+  std::lock_guard<std::mutex> lock(mu_);
+  c.downloading = inflight_.size();
   return c;
 }
 

@@ -110,7 +110,8 @@ struct CacheCounters {
   uint64_t dirty_entries = 0;    // keys with local changes S3 does not have yet
   uint64_t evictions = 0;        // entries dropped to keep the budget
   uint64_t evicted_bytes = 0;
-  uint64_t not_kept = 0;  // downloads served without being cached: no room could be made
+  uint64_t not_kept = 0;     // downloads served without being cached: no room could be made
+  uint64_t downloading = 0;  // downloads in flight, until their commit is done
 };
 
 // One open of one object. The fd stays valid (and the content it shows unchanged) for the

@@ -6,7 +6,8 @@
 // and OpenRead of keys open for writing), write_back.cc (the WritableFile, MarkDirty, Flush,
 // uploads), object_ops.cc (Remove, Rename, SetMeta, Local, Meta, DrainUploads).
 //
-// Threads: callers of the public methods; the ChunkPool workers (download.h); one flusher thread
+// Threads: callers of the public methods; the ChunkPool workers (download.h); one committer
+// thread that commits finished downloads (serial_executor.h); one flusher thread
 // that writes batched access/validation times to the index every flush_interval; the Uploader
 // workers (uploader.h), which run background and retried uploads.
 //
@@ -51,6 +52,7 @@
 #include "cache/index.h"
 #include "cache/object_cache.h"
 #include "cache/pin_table.h"
+#include "cache/serial_executor.h"
 #include "cache/uploader.h"
 #include "cache/write_entry.h"
 
@@ -259,6 +261,7 @@ class ObjectCacheImpl : public ObjectCache {
   std::unique_ptr<Index> index_;
   std::shared_ptr<DiskReserve> reserve_;  // set before the threads start
   ChunkPool pool_;
+  SerialExecutor committer_;  // commits finished downloads (fdatasync, row, rename)
   std::shared_ptr<Lifeline> lifeline_;
   Uploader uploader_;
 
@@ -274,7 +277,7 @@ class ObjectCacheImpl : public ObjectCache {
   std::atomic<uint64_t> dirty_entries_{0};
   std::atomic<uint64_t> sync_uploads_{0};  // uploads running in a Flush or Rename
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Download>> inflight_;  // single flight
   bool stopping_ = false;
 

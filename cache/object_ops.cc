@@ -282,7 +282,9 @@ Status ObjectCacheImpl::SetMeta(const std::string& key, const FileMeta& meta) {
       s3::CopyObjectAnySize(client_, key, key, head->size, options, config_.transfer);
   if (!etag.ok()) return etag.status().WithContext("cannot change the metadata of " + key);
   // The body did not change: a cached copy of the version we saw stays valid under the new
-  // ETag (a copy of another version is left to revalidation).
+  // ETag (a copy of another version is left to revalidation). A download still to be committed
+  // carries the old ETag and metadata: it is not kept (its readers go on).
+  CancelDownload(key);
   Result<bool> updated =
       index_->UpdateCleanEtag(config_.bucket, key, head->etag, *etag, NowMs(), merged);
   if (!updated.ok()) LOG_WARN("%s", updated.status().ToString().c_str());

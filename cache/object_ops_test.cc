@@ -133,6 +133,36 @@ TEST_F(ObjectOpsTest, SetMetaOnCleanCopiesInPlaceAndKeepsCachedBody) {
   EXPECT_EQ(cache_->SetMeta("missing", meta).code(), ENOENT);
 }
 
+// A chmod while the first read's download is still arriving (its commit pending) must not let
+// that commit record the old ETag and metadata afterwards.
+TEST_F(ObjectOpsTest, SetMetaDuringDownloadIsNotUndoneByItsCommit) {
+  std::string body = MakeBody(3 * (64 << 10) + 5, 7);  // four chunks
+  fake_.Seed("k", body, {{"mode", "33188"}});
+  testing::Gate gate;
+  client_.before_get = [&](const s3::GetRequest& r) {
+    if (r.range.has_value() && r.range->first > 0) gate.Wait();  // hold all but the first
+    return Status::Ok();
+  };
+  OpenCache();
+  Result<std::shared_ptr<ObjectHandle>> h = cache_->OpenRead("k", std::nullopt);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  FileMeta meta;
+  meta.mode = 0100600;
+  ASSERT_TRUE(cache_->SetMeta("k", meta).ok());
+  gate.Open();
+  EXPECT_EQ(ReadAll(**h).value(), body);  // the reader is served either way
+  ASSERT_TRUE(WaitFor([&] { return cache_->counters().downloading == 0; }));
+
+  std::optional<FakeS3::Object> o = fake_.Find("k");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->metadata.at("mode"), "33152");
+  Row row = GetRow("k");
+  EXPECT_TRUE(row.state == -1 || row.etag == o->etag) << "row kept the old ETag " << row.etag;
+  ASSERT_TRUE(cache_->Meta("k").has_value());
+  EXPECT_EQ(cache_->Meta("k")->mode, 0100600u);
+  EXPECT_EQ(MustRead("k"), body);
+}
+
 TEST_F(ObjectOpsTest, LocalUnderListsOpenAndDirtyKeys) {
   config_.write_back = WriteBackMode::kAsync;
   client_.before_put = [](const std::string&) { return Status::Error(EIO, "offline"); };

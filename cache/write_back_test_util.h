@@ -116,6 +116,8 @@ class WriteBackTest : public ::testing::Test {
     EXPECT_TRUE(h.ok()) << key << ": " << h.status().ToString();
     if (!h.ok()) return "<open failed>";
     Result<std::string> r = ReadAll(**h);
+    // Downloads are committed in the background: wait, so that what follows sees the entry.
+    EXPECT_TRUE(WaitFor([&] { return cache_->counters().downloading == 0; }));
     return r.ok() ? *r : "<read failed>";
   }
   std::string ObjectFile(const std::string& key) const {
