@@ -13,20 +13,21 @@
 namespace s3cachefs::cache {
 namespace {
 
-// Most chunks a single WaitReadable pulls to the front: enough to fill a download's parallel
-// slots, few enough that one reader of a huge range cannot starve the others.
-constexpr uint64_t kMaxPrioritized = 4;
+// Most blocks a single WaitReadable pulls to the front: enough for the largest FUSE read, few
+// enough that one reader of a huge range cannot starve the others.
+constexpr uint64_t kMaxPrioritized = 64;
 
 // Writes a body at its place in the file and refuses more than was asked for, so a server
-// that ignores the Range header cannot write over other chunks.
+// that ignores the Range header cannot write over other blocks. Reports the bytes so far.
 class ChunkSink : public s3::Sink {
  public:
   ChunkSink(int fd, uint64_t offset, uint64_t limit, const std::atomic<bool>* cancelled,
-            std::atomic<uint64_t>* counter)
+            std::atomic<uint64_t>* counter, std::function<void(uint64_t)> progress = nullptr)
       : sink_(fd, static_cast<off_t>(offset)),
         limit_(limit),
         cancelled_(cancelled),
-        counter_(counter) {}
+        counter_(counter),
+        progress_(std::move(progress)) {}
 
   Status Write(const char* data, size_t size) override {
     if (cancelled_->load()) return Status::Error(ECANCELED, "download cancelled");
@@ -35,7 +36,9 @@ class ChunkSink : public s3::Sink {
           EIO, "server sent more than the " + std::to_string(limit_) + " bytes requested");
     }
     Status s = sink_.Write(data, size);
-    if (s.ok() && counter_ != nullptr) counter_->fetch_add(size);
+    if (!s.ok()) return s;
+    if (counter_ != nullptr) counter_->fetch_add(size);
+    if (progress_) progress_(sink_.written());
     return s;
   }
   Status Reset() override { return sink_.Reset(); }
@@ -45,6 +48,7 @@ class ChunkSink : public s3::Sink {
   uint64_t limit_;
   const std::atomic<bool>* cancelled_;
   std::atomic<uint64_t>* counter_;
+  std::function<void(uint64_t)> progress_;
 };
 
 std::string RangeText(uint64_t first, uint64_t last) {
@@ -77,8 +81,11 @@ Download::Download(DownloadParams params, ChunkPool* pool, CommitFn commit, Fini
       pool_(pool) {}
 
 Download::~Download() {
-  // Discarded before Start (a racing open won): nobody else knows the file.
-  if (phase_ == Phase::kStarting && write_fd_.valid()) ::unlink(params_.tmp_path.c_str());
+  // Discarded before Start (a racing open won), or an on-demand download that nobody needs any
+  // more (forgotten, so never reaped): nobody else knows the file.
+  if ((phase_ == Phase::kStarting || phase_ == Phase::kRunning) && write_fd_.valid()) {
+    ::unlink(params_.tmp_path.c_str());
+  }
 }
 
 Download::Phase Download::phase() const {
@@ -86,9 +93,9 @@ Download::Phase Download::phase() const {
   return phase_;
 }
 
-uint64_t Download::ChunkLength(uint64_t index) const {
-  uint64_t first = index * params_.chunk_size;
-  return std::min(params_.chunk_size, size_ - first);
+uint64_t Download::BlockLength(uint64_t index) const {
+  uint64_t first = index * params_.block_size;
+  return std::min(params_.block_size, size_ - first);
 }
 
 void Download::Start() {
@@ -96,7 +103,7 @@ void Download::Start() {
                  params_.bytes_counter);
   s3::GetRequest request;
   request.key = params_.key;
-  request.range = s3::ByteRange{0, params_.chunk_size - 1};
+  request.range = s3::ByteRange{0, params_.first_request - 1};
   request.if_none_match = params_.if_none_match;
   Result<s3::GetResult> r = params_.client->GetObject(request, sink);
   if (!r.ok() && r.status().code() == EINVAL) {
@@ -124,9 +131,9 @@ void Download::Start() {
   mtime_ = r->info.last_modified;
   metadata_ = r->info.metadata;
   validated_at_ = params_.clock ? params_.clock() : std::chrono::system_clock::now();
-  num_chunks_ = (size_ + params_.chunk_size - 1) / params_.chunk_size;
+  num_blocks_ = (size_ + params_.block_size - 1) / params_.block_size;
   uint64_t got = r->bytes;
-  uint64_t expected = std::min(size_, params_.chunk_size);
+  uint64_t expected = std::min(size_, params_.first_request);
   if (got != expected && got != size_) {
     return Fail(Status::Error(EIO, "short answer for the first bytes of " + params_.key + ": got " +
                                        std::to_string(got) + " of " + std::to_string(expected) +
@@ -135,24 +142,73 @@ void Download::Start() {
   bool all_in = got == size_;  // also when a server ignored the Range header
   if (params_.verify_md5 && IsMd5Etag(etag_)) md5_ = std::make_unique<Md5Stream>();
 
-  ChunkPool* pool;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (phase_ != Phase::kStarting || failing_) return;  // cancelled meanwhile
-    chunks_.assign(num_chunks_, all_in ? ChunkState::kDone : ChunkState::kQueued);
-    if (num_chunks_ > 0) chunks_[0] = ChunkState::kDone;
+    uint64_t first_done = all_in ? num_blocks_ : got / params_.block_size;
+    blocks_.assign(num_blocks_, BlockState::kMissing);
+    for (uint64_t i = 0; i < first_done; ++i) blocks_[i] = BlockState::kDone;
+    blocks_done_ = first_done;
     phase_ = Phase::kRunning;
     headers_known_ = true;
-    pool = pool_;
     cv_.notify_all();
   }
   if (params_.on_size_known) params_.on_size_known(*this);
-  // This runs before the hash of chunk 0, so the transfer of the rest starts at once.
-  if (!all_in && num_chunks_ > 1 && pool != nullptr) {
-    // The pool's tasks hold the download alive until they have run.
-    pool->Enqueue(shared_from_this(), 1, num_chunks_);
-  }
+  // This runs before the hash of the first bytes, so the transfer of the rest starts at once.
+  if (size_ <= params_.fetch_whole_max) FetchAll();
   AdvanceHash();
+}
+
+void Download::QueueLocked(uint64_t first, uint64_t last, bool front) {
+  if (pool_ == nullptr || failing_ || phase_ != Phase::kRunning) return;
+  last = std::min(last, num_blocks_);
+  // Runs of missing blocks: each run is queued in order (the pool coalesces it into requests).
+  uint64_t i = first;
+  while (i < last) {
+    if (blocks_[i] != BlockState::kMissing) {
+      ++i;
+      continue;
+    }
+    uint64_t j = i;
+    while (j < last && blocks_[j] == BlockState::kMissing) blocks_[j++] = BlockState::kQueued;
+    pool_->Enqueue(shared_from_this(), i, j, front);
+    i = j;
+  }
+}
+
+void Download::FetchAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  QueueLocked(0, num_blocks_, false);
+}
+
+bool Download::AddReader() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failing_ || phase_ == Phase::kFailed) return false;
+  ++readers_;
+  return true;
+}
+
+void Download::RemoveReader() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--readers_ == 0) idle_since_ = std::chrono::steady_clock::now();
+}
+
+bool Download::ReapIfIdle(std::chrono::steady_clock::duration grace) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (phase_ != Phase::kRunning || failing_ || readers_ > 0) return false;
+    if (std::chrono::steady_clock::now() - idle_since_ < grace) return false;
+    bool missing = std::find(blocks_.begin(), blocks_.end(), BlockState::kMissing) != blocks_.end();
+    if (!missing) return false;  // everything is on its way: it completes by itself
+    if (blocks_done_ * 2 >= num_blocks_) {
+      QueueLocked(0, num_blocks_, false);  // mostly here: worth keeping
+      return false;
+    }
+  }
+  Fail(Status::Error(ECANCELED, "download of " + params_.key +
+                                    " abandoned: its readers are gone and most of it was never "
+                                    "read"));
+  return true;
 }
 
 Status Download::error() const {
@@ -171,32 +227,50 @@ Status Download::WaitStarted(std::chrono::steady_clock::time_point deadline) {
   return Status::Ok();
 }
 
-Status Download::WaitReadable(uint64_t offset, uint64_t length,
+Status Download::WaitReadable(uint64_t offset, uint64_t length, uint64_t readahead,
                               std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
-  bool prioritized = false;
+  bool requested = false;
   for (;;) {
     if (phase_ == Phase::kFailed) return error_;
     if (phase_ != Phase::kStarting) {
       uint64_t end = offset + std::min(length, size_ - std::min(offset, size_));
       if (offset >= end) return Status::Ok();
-      uint64_t first = offset / params_.chunk_size;
-      uint64_t last = (end - 1) / params_.chunk_size;
-      std::vector<uint64_t> queued;
+      uint64_t first = offset / params_.block_size;
+      uint64_t last = (end - 1) / params_.block_size;
+      if (!requested) {
+        requested = true;
+        // Back to front, so that the first block the reader needs ends up first in line.
+        std::vector<uint64_t> queued;
+        for (uint64_t i = first; i <= last && queued.size() < kMaxPrioritized; ++i) {
+          if (blocks_[i] == BlockState::kQueued) queued.push_back(i);
+        }
+        if (pool_ != nullptr) {
+          for (auto it = queued.rbegin(); it != queued.rend(); ++it) pool_->Prioritize(this, *it);
+        }
+        QueueLocked(first, last + 1, /*front=*/true);
+        if (readahead > 0) {
+          // Read-ahead in large steps: only once less than half of it is on its way, so that
+          // the pool can make full-sized requests of it.
+          // It ends on a request boundary, so that the next step starts with whole requests.
+          uint64_t per_request = std::max<uint64_t>(1, params_.request_size / params_.block_size);
+          uint64_t ra_end = (end + readahead + params_.block_size - 1) / params_.block_size;
+          ra_end = std::min(num_blocks_, (ra_end + per_request - 1) / per_request * per_request);
+          uint64_t frontier = last + 1;
+          while (frontier < ra_end && blocks_[frontier] != BlockState::kMissing) ++frontier;
+          if (frontier < ra_end && (frontier - last - 1) * params_.block_size < readahead / 2) {
+            QueueLocked(frontier, ra_end, /*front=*/false);
+          }
+        }
+      }
       bool all_done = true;
       for (uint64_t i = first; i <= last; ++i) {
-        if (chunks_[i] == ChunkState::kDone) continue;
-        all_done = false;
-        if (chunks_[i] == ChunkState::kQueued && queued.size() < kMaxPrioritized) {
-          queued.push_back(i);
+        if (blocks_[i] != BlockState::kDone) {
+          all_done = false;
+          break;
         }
       }
       if (all_done) return Status::Ok();
-      if (!prioritized && pool_ != nullptr) {
-        // Back to front, so that the first chunk the reader needs ends up first in line.
-        for (auto it = queued.rbegin(); it != queued.rend(); ++it) pool_->Prioritize(this, *it);
-        prioritized = true;
-      }
     }
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
         std::chrono::steady_clock::now() >= deadline) {
@@ -257,9 +331,12 @@ void Download::Fail(const Status& status, bool from_finalizer) {
   cv_.notify_all();
 }
 
-Status Download::FetchRange(uint64_t first, uint64_t last) {
+Status Download::FetchRange(uint64_t first_block, uint64_t count) {
+  uint64_t first = first_block * params_.block_size;
+  uint64_t last = std::min(size_, (first_block + count) * params_.block_size) - 1;
   uint64_t length = last - first + 1;
-  ChunkSink sink(write_fd_.get(), first, length, &cancelled_, params_.bytes_counter);
+  ChunkSink sink(write_fd_.get(), first, length, &cancelled_, params_.bytes_counter,
+                 [&](uint64_t bytes) { NoteProgress(first_block, count, bytes); });
   s3::GetRequest request;
   request.key = params_.key;
   request.range = s3::ByteRange{first, last};
@@ -284,18 +361,47 @@ Status Download::FetchRange(uint64_t first, uint64_t last) {
   return Status::Ok();
 }
 
+void Download::NoteProgress(uint64_t first, uint64_t count, uint64_t bytes) {
+  uint64_t length =
+      std::min(size_, (first + count) * params_.block_size) - first * params_.block_size;
+  // All of it: that includes the object's last block, which may be shorter.
+  uint64_t full = bytes >= length ? count : std::min(count, bytes / params_.block_size);
+  std::lock_guard<std::mutex> lock(mu_);
+  bool changed = false;
+  for (uint64_t i = first; i < first + full; ++i) {
+    if (blocks_[i] == BlockState::kRunning) {
+      blocks_[i] = BlockState::kDone;
+      ++blocks_done_;
+      changed = true;
+    }
+  }
+  if (changed) cv_.notify_all();
+}
+
 void Download::FetchChunk(uint64_t index) {
+  uint64_t count = 1;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (phase_ != Phase::kRunning || failing_ || chunks_[index] != ChunkState::kQueued) return;
-    chunks_[index] = ChunkState::kRunning;
+    if (phase_ != Phase::kRunning || failing_ || blocks_[index] != BlockState::kQueued) return;
+    // The queued blocks right after it go in the same request (their own tasks find them taken).
+    uint64_t max_blocks = std::max<uint64_t>(1, params_.request_size / params_.block_size);
+    while (count < max_blocks && index + count < num_blocks_ &&
+           blocks_[index + count] == BlockState::kQueued) {
+      ++count;
+    }
+    for (uint64_t i = index; i < index + count; ++i) blocks_[i] = BlockState::kRunning;
   }
-  uint64_t first = index * params_.chunk_size;
-  Status s = FetchRange(first, first + ChunkLength(index) - 1);
+  Status s = FetchRange(index, count);
   if (!s.ok()) return Fail(s);
   {
+    // Normally NoteProgress has marked them all; this covers an empty last write.
     std::lock_guard<std::mutex> lock(mu_);
-    chunks_[index] = ChunkState::kDone;
+    for (uint64_t i = index; i < index + count; ++i) {
+      if (blocks_[i] != BlockState::kDone) {
+        blocks_[i] = BlockState::kDone;
+        ++blocks_done_;
+      }
+    }
     cv_.notify_all();
   }
   AdvanceHash();
@@ -306,20 +412,22 @@ void Download::AdvanceHash() {
     std::lock_guard<std::mutex> hash_lock(hash_mu_);
     std::vector<char> buffer;
     for (;;) {
+      uint64_t run = 0;  // done blocks from hashed_ on
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (phase_ != Phase::kRunning || failing_ || finalizing_) return;
-        if (hashed_ == num_chunks_) {
+        if (hashed_ == num_blocks_) {
           finalizing_ = true;
           break;
         }
-        if (chunks_[hashed_] != ChunkState::kDone) return;
+        while (hashed_ + run < num_blocks_ && blocks_[hashed_ + run] == BlockState::kDone) ++run;
+        if (run == 0) return;
       }
       if (md5_ != nullptr) {
         // Read back from the page cache the bytes just written; 1 MiB at a time.
-        buffer.resize(std::min<uint64_t>(params_.chunk_size, 1 << 20));
-        uint64_t pos = hashed_ * params_.chunk_size;
-        uint64_t end = pos + ChunkLength(hashed_);
+        buffer.resize(1 << 20);
+        uint64_t pos = hashed_ * params_.block_size;
+        uint64_t end = std::min(size_, (hashed_ + run) * params_.block_size);
         while (pos < end) {
           size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), end - pos));
           ssize_t n = ::pread(read_fd_.get(), buffer.data(), want, static_cast<off_t>(pos));
@@ -333,7 +441,7 @@ void Download::AdvanceHash() {
           pos += static_cast<uint64_t>(n);
         }
       }
-      ++hashed_;
+      hashed_ += run;
     }
   }
   Finalize();
@@ -403,17 +511,24 @@ ChunkPool::~ChunkPool() {
   Shutdown();
 }
 
-void ChunkPool::Enqueue(const std::shared_ptr<Download>& download, uint64_t first, uint64_t last) {
+void ChunkPool::Enqueue(const std::shared_ptr<Download>& download, uint64_t first, uint64_t last,
+                        bool front) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stop_) return;
-  for (uint64_t i = first; i < last; ++i) queue_.push_back(Task{download, i});
+  for (uint64_t i = first; i < last; ++i) {
+    if (front) {
+      queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(i - first), Task{download, i});
+    } else {
+      queue_.push_back(Task{download, i});
+    }
+  }
   cv_.notify_all();
 }
 
-void ChunkPool::Prioritize(const Download* download, uint64_t chunk) {
+void ChunkPool::Prioritize(const Download* download, uint64_t block) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Task& t) {
-    return t.download.get() == download && t.chunk == chunk;
+    return t.download.get() == download && t.block == block;
   });
   if (it == queue_.end() || it == queue_.begin()) return;
   Task task = std::move(*it);
@@ -466,7 +581,7 @@ void ChunkPool::Run() {
     const Download* d = task.download.get();
     ++in_flight_[d];
     lock.unlock();
-    task.download->FetchChunk(task.chunk);
+    task.download->FetchChunk(task.block);
     lock.lock();
     if (--in_flight_[d] == 0) in_flight_.erase(d);
     cv_.notify_all();  // a slot of d is free

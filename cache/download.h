@@ -1,20 +1,29 @@
 // Download: one object being fetched into a temporary file, readable while it arrives.
-// ChunkPool: the worker threads that fetch the chunks of all downloads.
+// ChunkPool: the worker threads that fetch the blocks of all downloads.
 //
-// The first chunk (Range: bytes=0-(chunk_size-1), optionally If-None-Match) is fetched by the
-// thread that starts the download: its answer gives the size and ETag that every reader needs
-// before its first read, or a 304 for a revalidation. The other chunks go to the ChunkPool,
-// each a ranged GET with If-Match on that ETag, written with pwrite() where it belongs. A
-// reader waits only for the chunks under its range and pulls queued ones to the front.
+// The object is cut into blocks of block_size, each missing, queued, running or done. The first
+// request (Range: bytes=0-(first_request-1), optionally If-None-Match) is made by the thread
+// that starts the download: its answer gives the size and ETag that every reader needs before
+// its first read, or a 304 for a revalidation. Later requests are ranged GETs with If-Match on
+// that ETag, written with pwrite() where they belong; a worker that takes a queued block takes
+// the queued blocks right after it too, up to request_size, so a run of blocks is one request,
+// and each block counts as done as soon as its bytes are in.
 //
-// As chunks complete, the contiguous prefix is hashed (MD5, for single-part ETags) by the
+// Which blocks are fetched: an object of at most fetch_whole_max bytes is fetched whole at once.
+// A larger one is fetched on demand: the blocks a reader waits for (pulled to the front of the
+// queue), plus the read-ahead its handle asks for (which grows while it reads sequentially). So a
+// random reader of a large object fetches about what it reads. A download whose readers are all
+// gone is kept for a grace period (a new open joins it); then ReapIfIdle either completes it
+// (when at least half of it is in) or abandons it: nothing of it is kept.
+//
+// As blocks complete, the contiguous prefix is hashed (MD5, for single-part ETags) by the
 // download threads, so verification overlaps the transfer. When everything has arrived and
 // checks out, the commit callback moves the file into the cache (on the defer_commit
-// executor when one is given, so that the reader that completed it does not wait for the disk). Any
-// failure is final for this download: readers get the error, the temporary file is removed and the
-// next open starts again.
+// executor when one is given, so that the reader that completed it does not wait for the disk).
+// Any failure is final for this download: readers get the error, the temporary file is
+// removed and the next open starts again.
 //
-// An object that changes while it downloads (412 on a chunk) fails the download with ESTALE
+// An object that changes while it downloads (412 on a request) fails the download with ESTALE
 // rather than restarting it: handles already given out have promised a size and ETag, so the
 // new content cannot be served through them. The next open downloads the new version.
 //
@@ -47,13 +56,16 @@ class Download;
 struct DownloadParams {
   s3::Client* client = nullptr;
   std::string key;
-  std::string tmp_path;  // created here (O_EXCL); removed unless committed
-  uint64_t chunk_size = 8ull << 20;
+  std::string tmp_path;                   // created here (O_EXCL); removed unless committed
+  uint64_t request_size = 8ull << 20;     // the largest ranged GET
+  uint64_t block_size = 256ull << 10;     // the unit fetched on demand; <= request_size
+  uint64_t first_request = 1ull << 20;    // asked for by Start(); a multiple of block_size
+  uint64_t fetch_whole_max = 8ull << 20;  // objects up to this size are fetched whole at once
   bool verify_md5 = true;
   std::string if_none_match;  // ETag of a cached copy to revalidate; "" for a plain download
   std::atomic<uint64_t>* bytes_counter = nullptr;                // body bytes received, may be null
   std::function<std::chrono::system_clock::time_point()> clock;  // for validated_at()
-  // Called once by Start() when the first answer gave the size, before the other chunks are
+  // Called once by Start() when the first answer gave the size, before any other block is
   // requested and before anything can be committed: the cache makes room there for size()
   // bytes, or calls SkipCommit() to serve the object without keeping it. May be empty.
   std::function<void(Download&)> on_size_known;
@@ -84,8 +96,9 @@ class Download : public std::enable_shared_from_this<Download> {
   Download(const Download&) = delete;
   Download& operator=(const Download&) = delete;
 
-  // Fetches the first chunk on the calling thread and hands the rest to the pool. Called once
-  // by the creator. Returns when the phase is no longer kStarting.
+  // Fetches the first request's bytes on the calling thread and queues the rest (all of it, or
+  // nothing for an on-demand download). Called once by the creator, after AddReader() for the
+  // handle it is going to make. Returns when the phase is no longer kStarting.
   void Start();
 
   // Waits until the first response is in. OK once size and ETag are known (even if the
@@ -93,9 +106,10 @@ class Download : public std::enable_shared_from_this<Download> {
   // failed before that; ETIMEDOUT at deadline.
   Status WaitStarted(std::chrono::steady_clock::time_point deadline);
 
-  // Waits until bytes [offset, offset + length), clamped to size(), are in the file. Returns
+  // Waits until bytes [offset, offset + length), clamped to size(), are in the file, fetching
+  // them first if they are not on their way, and queues the readahead bytes after them. Returns
   // the download's error if it failed, ETIMEDOUT at deadline (the download goes on).
-  Status WaitReadable(uint64_t offset, uint64_t length,
+  Status WaitReadable(uint64_t offset, uint64_t length, uint64_t readahead,
                       std::chrono::steady_clock::time_point deadline);
 
   // Waits until every byte is in and the size and (if applicable) MD5 are checked. Returns
@@ -106,6 +120,18 @@ class Download : public std::enable_shared_from_this<Download> {
   // Returns the download's error if it failed, ETIMEDOUT at deadline.
   Status WaitDone(std::chrono::steady_clock::time_point deadline);
 
+  // Queues every block not yet requested, so that the download completes.
+  void FetchAll();
+
+  // Readers: each handle reading through the download counts as one. AddReader fails (false)
+  // once the download has failed or is failing: open it again then.
+  bool AddReader();
+  void RemoveReader();
+  // With no reader for at least grace and blocks never requested: completes the download if
+  // at least half of it is in, else abandons it (fails it with ECANCELED; nothing is kept).
+  // Returns true when it abandoned it.
+  bool ReapIfIdle(std::chrono::steady_clock::duration grace);
+
   // Fails the download with why unless it is already finishing; in-flight requests are
   // aborted at their next body write.
   void Cancel(const Status& why);
@@ -113,7 +139,8 @@ class Download : public std::enable_shared_from_this<Download> {
   void SkipCommit() { skip_commit_.store(true); }
   bool skip_commit() const { return skip_commit_.load(); }
 
-  // Runs chunk index; called by ChunkPool workers.
+  // Fetches block index and the queued blocks after it (one request); called by ChunkPool
+  // workers.
   void FetchChunk(uint64_t index);
 
   Phase phase() const;
@@ -133,15 +160,20 @@ class Download : public std::enable_shared_from_this<Download> {
   const std::string& if_none_match() const { return params_.if_none_match; }
 
  private:
-  enum class ChunkState : uint8_t { kQueued, kRunning, kDone };
+  enum class BlockState : uint8_t { kMissing, kQueued, kRunning, kDone };
 
   Download(DownloadParams params, ChunkPool* pool, CommitFn commit, FinishFn finish);
   void Fail(const Status& status, bool from_finalizer = false);
   void AdvanceHash();
   void Finalize();
   void Complete();  // after Finalize: commit (unless skipped) and publish kDone
-  Status FetchRange(uint64_t first, uint64_t last);
-  uint64_t ChunkLength(uint64_t index) const;
+  Status FetchRange(uint64_t first_block, uint64_t count);
+  // Marks blocks [first, first + count) kDone as a request's bytes arrive (bytes so far).
+  void NoteProgress(uint64_t first, uint64_t count, uint64_t bytes);
+  // Marks the missing blocks of [first, last) queued and hands them to the pool (at the front
+  // when front). Called with mu_ held.
+  void QueueLocked(uint64_t first, uint64_t last, bool front);
+  uint64_t BlockLength(uint64_t index) const;
 
   const DownloadParams params_;
   CommitFn commit_;
@@ -157,26 +189,29 @@ class Download : public std::enable_shared_from_this<Download> {
   time_t mtime_ = 0;
   s3::Metadata metadata_;
   std::chrono::system_clock::time_point validated_at_;
-  uint64_t num_chunks_ = 0;
+  uint64_t num_blocks_ = 0;
 
   mutable std::mutex mu_;       // guards the fields below
-  std::condition_variable cv_;  // phase or chunk state changed
+  std::condition_variable cv_;  // phase or block state changed
   Phase phase_ = Phase::kStarting;
   Status error_;
   bool headers_known_ = false;  // the first answer gave size and ETag
   bool failing_ = false;        // Fail() has begun; the phase becomes kFailed once it is done
-  bool finalizing_ = false;     // all chunks hashed; Cancel no longer applies
+  bool finalizing_ = false;     // all blocks hashed; Cancel no longer applies
   bool verified_ = false;       // size and MD5 checked; the commit may still be running
-  std::vector<ChunkState> chunks_;
+  std::vector<BlockState> blocks_;
+  uint64_t blocks_done_ = 0;
+  int readers_ = 0;
+  std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::now();
   ChunkPool* pool_;  // null once the download is final
 
   std::mutex hash_mu_;   // guards hashed_ and md5_; held while hashing (never with mu_ waits)
-  uint64_t hashed_ = 0;  // chunks [0, hashed_) are hashed (or verification is off)
+  uint64_t hashed_ = 0;  // blocks [0, hashed_) are hashed (or verification is off)
   std::unique_ptr<Md5Stream> md5_;  // null when the ETag is not an MD5 or verify is off
 };
 
-// A fixed set of threads fetching chunks for all downloads, at most per_object at once for
-// any one download. Tasks run in queue order, except that Prioritize moves one to the front.
+// A fixed set of threads fetching blocks for all downloads, at most per_object requests at once
+// for any one download. Tasks run in queue order, except that Prioritize moves one to the front.
 class ChunkPool {
  public:
   ChunkPool(int threads, int per_object);
@@ -184,20 +219,21 @@ class ChunkPool {
   ChunkPool(const ChunkPool&) = delete;
   ChunkPool& operator=(const ChunkPool&) = delete;
 
-  // Queues chunks [first, last) of download.
-  void Enqueue(const std::shared_ptr<Download>& download, uint64_t first, uint64_t last);
-  // Moves chunk of download to the front if it is still queued.
-  void Prioritize(const Download* download, uint64_t chunk);
-  // Drops the queued chunks of download.
+  // Queues blocks [first, last) of download, at the back, or in order at the front.
+  void Enqueue(const std::shared_ptr<Download>& download, uint64_t first, uint64_t last,
+               bool front = false);
+  // Moves block of download to the front if it is still queued.
+  void Prioritize(const Download* download, uint64_t block);
+  // Drops the queued blocks of download.
   void Remove(const Download* download);
-  // Stops the workers after their current chunk and joins them; queued chunks are dropped.
+  // Stops the workers after their current request and joins them; queued blocks are dropped.
   // Idempotent.
   void Shutdown();
 
  private:
   struct Task {
     std::shared_ptr<Download> download;
-    uint64_t chunk;
+    uint64_t block;
   };
   void Run();
   // First queued task whose download is below per_object_, or queue_.end().

@@ -10,9 +10,30 @@
 
 namespace s3cachefs::cache {
 
+DownloadHandle::~DownloadHandle() {
+  download_->RemoveReader();
+}
+
 Status DownloadHandle::WaitReadable(uint64_t offset, uint64_t length) {
   auto deadline = std::chrono::steady_clock::now() + timeout_;
-  Status s = download_->WaitReadable(offset, length, deadline);
+  // Read-ahead for a sequential reader: as much as its current sequential run has read, up to
+  // the maximum, once the run is longer than the kernel's own pieces of one large read (so a
+  // random reader of large blocks gets none). A read that starts near where the last one
+  // ended continues the run; any other read starts a new one.
+  uint64_t readahead = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool continues = offset <= next_ + readahead_.first && offset + length + run_ >= next_;
+    if (continues) {
+      run_ += std::max(next_, offset + length) - std::max(next_, offset);
+      next_ = std::max(next_, offset + length);
+    } else {
+      run_ = length;
+      next_ = offset + length;
+    }
+    if (run_ >= readahead_.first) readahead = std::min(run_, readahead_.second);
+  }
+  Status s = download_->WaitReadable(offset, length, readahead, deadline);
   if (!s.ok()) return s;
   uint64_t size = download_->size();
   uint64_t end = offset + std::min(length, size - std::min(offset, size));
@@ -97,9 +118,14 @@ Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::Join(
   if (download->phase() == Download::Phase::kNotModified) {
     return std::shared_ptr<ObjectHandle>();
   }
+  if (!download->AddReader()) {
+    // It failed or is failing: once it is out of the way, the next round starts afresh.
+    (void)download->WaitDone(std::chrono::steady_clock::now() + config_.read_timeout);
+    return std::shared_ptr<ObjectHandle>();
+  }
   misses_.fetch_add(1);
   return std::shared_ptr<ObjectHandle>(
-      std::make_shared<DownloadHandle>(download, config_.read_timeout));
+      std::make_shared<DownloadHandle>(download, config_.read_timeout, ReadaheadRange()));
 }
 
 Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenReadUnpinned(
@@ -172,7 +198,12 @@ Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenReadUnpinned(
     params.client = &client_;
     params.key = key;
     params.tmp_path = NewTmpPath(file_name);
-    params.chunk_size = config_.chunk_size;
+    params.request_size = config_.chunk_size;
+    params.block_size = std::min(config_.block_size, config_.chunk_size);
+    params.first_request = std::clamp(config_.first_request / params.block_size, uint64_t{1},
+                                      config_.chunk_size / params.block_size) *
+                           params.block_size;
+    params.fetch_whole_max = config_.fetch_whole_max;
     params.verify_md5 = config_.verify_md5;
     params.if_none_match = revalidate_etag;
     params.bytes_counter = &bytes_downloaded_;
@@ -193,17 +224,22 @@ Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenReadUnpinned(
 
     std::shared_ptr<Download> d = std::move(*created);
     downloads_.fetch_add(1);
-    d->Start();  // the first request, on this thread, no lock held
+    d->AddReader();  // for the handle made below: an idle download could be reaped otherwise
+    d->Start();      // the first request, on this thread, no lock held
     Status s = d->WaitStarted(std::chrono::steady_clock::now() + config_.read_timeout);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      d->RemoveReader();
+      return s;
+    }
     if (d->phase() == Download::Phase::kNotModified) {
+      d->RemoveReader();
       revalidated_.fetch_add(1);
       return std::shared_ptr<ObjectHandle>(
           std::make_shared<CachedHandle>(std::move(cached), **row));
     }
     misses_.fetch_add(1);
     return std::shared_ptr<ObjectHandle>(
-        std::make_shared<DownloadHandle>(std::move(d), config_.read_timeout));
+        std::make_shared<DownloadHandle>(std::move(d), config_.read_timeout, ReadaheadRange()));
   }
   return Status::Error(EIO, "cannot open " + key + ": its cache entry keeps changing");
 }
@@ -343,8 +379,32 @@ void ObjectCacheImpl::FlushLoop() {
     if (flush_stop_) break;
     lock.unlock();
     FlushTimes();
+    ReapIdleDownloads();
     if (reserve_) reserve_->Replenish();
     lock.lock();
+  }
+}
+
+std::pair<uint64_t, uint64_t> ObjectCacheImpl::ReadaheadRange() const {
+  // A sequential run longer than two FUSE reads of the largest size (1 MiB) starts read-ahead.
+  uint64_t start = std::min<uint64_t>(2ull << 20, config_.readahead_max);
+  return {start, std::max(start, config_.readahead_max)};
+}
+
+void ObjectCacheImpl::ReapIdleDownloads() {
+  std::vector<std::shared_ptr<Download>> active;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, d] : inflight_) active.push_back(d);
+  }
+  // Joining a download skips revalidation, so it is not joined for longer than that window.
+  auto grace = std::min<std::chrono::milliseconds>(
+      config_.partial_grace,
+      std::max<std::chrono::milliseconds>(config_.revalidate, std::chrono::seconds(1)));
+  for (auto& d : active) {
+    if (d->ReapIfIdle(grace)) {
+      LOG_DEBUG("dropped the partial download of %s: no reader left", d->key().c_str());
+    }
   }
 }
 

@@ -13,8 +13,10 @@
 // conditional GET (304 refreshes the check time, 200 replaces the content, 404 drops it).
 //
 // Downloads are single-flight per key: concurrent opens of an uncached object share one
-// download. Large objects are fetched as parallel ranged GETs of chunk_size; a reader waits
-// only for the chunks its range needs (those are fetched first), not for the whole object.
+// download. Objects are fetched as parallel ranged GETs of up to chunk_size; a reader waits
+// only for the blocks its range needs (those are fetched first), not for the whole object.
+// Small objects are fetched whole; large ones as they are read (with read-ahead for sequential
+// readers), so a random reader fetches about what it reads. Only complete objects are kept.
 // Chunks after the first carry If-Match: if the object changes during the download, the
 // download fails with ESTALE (it is not restarted, since handles already promised the old size
 // and ETag) and the next open fetches the new version.
@@ -58,9 +60,20 @@ struct ObjectCacheConfig {
   std::string cache_dir;
   std::string bucket;  // part of each file's hash, so two buckets can share a directory
   std::chrono::seconds revalidate{std::chrono::seconds(30)};
-  uint64_t chunk_size = 8ull << 20;  // ranged GET size for large objects
-  int download_threads = 8;          // ranged GETs in flight, all downloads together
-  int parallel_per_object = 4;       // ranged GETs in flight for one object
+  uint64_t chunk_size = 8ull << 20;  // the largest ranged GET
+  // Partial fetches (cache/download.h): objects up to fetch_whole_max bytes are fetched whole
+  // when opened; larger ones in blocks of block_size as they are read, plus a read-ahead that
+  // doubles on each sequential read up to readahead_max. The GET that opens a download asks for
+  // first_request bytes. An unfinished download is kept for partial_grace (at most revalidate)
+  // after its last reader closed, for a new open to join; then it is completed if at least
+  // half of it is in, else dropped. block_size and first_request are clamped to chunk_size.
+  uint64_t block_size = 256ull << 10;
+  uint64_t first_request = 1ull << 20;
+  uint64_t fetch_whole_max = 8ull << 20;
+  uint64_t readahead_max = 64ull << 20;
+  std::chrono::milliseconds partial_grace{std::chrono::seconds(30)};
+  int download_threads = 8;     // ranged GETs in flight, all downloads together
+  int parallel_per_object = 4;  // ranged GETs in flight for one object
   std::chrono::milliseconds read_timeout{std::chrono::seconds(120)};  // a reader's deadline
   bool verify_md5 = true;  // check single-part ETags against the bytes
   // How often access and validation times, kept in memory on the read path, are written to

@@ -91,10 +91,17 @@ class CachedHandle : public ObjectHandle {
 // corrupt copy without an error, a handle that has read contiguously from offset 0 waits for
 // the verdict before it is given the last bytes. Readers of other ranges (a footer, random
 // reads) are not held back; they get the verdict with their next read.
+// A handle reading through a download. The download counts it as a reader from before it is
+// made (AddReader) until it is destroyed. It asks for read-ahead while its reads are sequential.
 class DownloadHandle : public ObjectHandle {
  public:
-  DownloadHandle(std::shared_ptr<Download> download, std::chrono::milliseconds timeout)
-      : download_(std::move(download)), timeout_(timeout) {}
+  // readahead: the sequential run that starts read-ahead, and the largest read-ahead, in bytes.
+  DownloadHandle(std::shared_ptr<Download> download, std::chrono::milliseconds timeout,
+                 std::pair<uint64_t, uint64_t> readahead)
+      : download_(std::move(download)), timeout_(timeout), readahead_(readahead) {}
+  ~DownloadHandle() override;
+  DownloadHandle(const DownloadHandle&) = delete;
+  DownloadHandle& operator=(const DownloadHandle&) = delete;
   int fd() const override { return download_->read_fd(); }
   uint64_t size() const override { return download_->size(); }
   const std::string& etag() const override { return download_->etag(); }
@@ -105,7 +112,11 @@ class DownloadHandle : public ObjectHandle {
  private:
   std::shared_ptr<Download> download_;
   std::chrono::milliseconds timeout_;
+  const std::pair<uint64_t, uint64_t> readahead_;
   std::atomic<uint64_t> contiguous_{0};  // bytes [0, contiguous_) were handed to the reader
+  std::mutex mu_;                        // guards next_ and run_
+  uint64_t next_ = 0;                    // where a sequential read would start
+  uint64_t run_ = 0;                     // bytes read by the current sequential run
 };
 
 // Times noted on the read path, not yet in the index. Only valid while the row has etag.
@@ -195,6 +206,10 @@ class ObjectCacheImpl : public ObjectCache {
                  int64_t accessed_at);
   void FlushLoop();
   void FlushTimes();
+  // Drops (or completes) on-demand downloads nobody has read for partial_grace; runs in the
+  // flusher's loop.
+  void ReapIdleDownloads();
+  std::pair<uint64_t, uint64_t> ReadaheadRange() const;
 
   // ---- budget (object_cache_budget.cc) ----
   // OpenRead without the pin that OpenRead attaches to the handle it returns.

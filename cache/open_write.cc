@@ -99,6 +99,7 @@ Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::OpenWrite(
       Status s = Status::Ok();
       if (auto* d = dynamic_cast<DownloadHandle*>(source->get())) {
         // Done means verified and committed (or, rarely, not kept: then we copy it).
+        d->download().FetchAll();
         s = d->download().WaitDone(FetchDeadline(config_.read_timeout, d->size()));
       }
       if (!s.ok()) return s.WithContext("while fetching " + key + " to change it");

@@ -1,0 +1,128 @@
+// Partial fetches of large objects (cache/download.h): random readers fetch about what they
+// read, sequential readers get read-ahead in full-sized requests, and an unfinished download
+// is joined while its grace lasts, then completed or dropped.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "cache/object_cache_test_util.h"
+
+namespace s3cachefs::cache {
+namespace {
+
+constexpr uint64_t kBlock = 4 << 10;
+
+class PartialFetchTest : public ObjectCacheTest {
+ protected:
+  void SetUp() override {
+    ObjectCacheTest::SetUp();
+    config_.block_size = kBlock;
+    config_.first_request = kBlock;
+    config_.fetch_whole_max = kChunk;  // anything larger is fetched on demand
+    config_.readahead_max = 4 * kChunk;
+    config_.flush_interval = 20ms;  // the reaper runs in the flusher's loop
+    config_.partial_grace = 1s;
+  }
+
+  // Reads length bytes at offset through h, as the FUSE layer does.
+  std::string ReadAt(ObjectHandle& h, uint64_t offset, uint64_t length) {
+    Status s = h.WaitReadable(offset, length);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    std::string out(length, '\0');
+    ssize_t n = ::pread(h.fd(), out.data(), length, static_cast<off_t>(offset));
+    EXPECT_EQ(n, static_cast<ssize_t>(length));
+    return out;
+  }
+  uint64_t Downloaded() const { return cache_->counters().bytes_downloaded; }
+};
+
+TEST_F(PartialFetchTest, RandomReadsFetchAboutWhatIsRead) {
+  const uint64_t size = 256 * kChunk;  // 16 MiB
+  std::string body = MakeBody(size, 21);
+  fake_.Seed("big", body);
+  OpenCache();
+  std::shared_ptr<ObjectHandle> h = MustOpen("big");
+  ASSERT_NE(h, nullptr);
+  std::mt19937_64 rng(7);
+  const uint64_t read_len = 16 << 10;
+  uint64_t read = 0;
+  for (int i = 0; i < 32; ++i) {
+    uint64_t offset = (rng() % ((size - read_len) / 512)) * 512;  // not block-aligned
+    EXPECT_EQ(ReadAt(*h, offset, read_len), body.substr(offset, read_len)) << "at " << offset;
+    read += read_len;
+  }
+  // Each read covers at most one block more than its length; plus the first request.
+  EXPECT_LE(Downloaded(), read + 32 * kBlock + kBlock);
+  EXPECT_LT(Downloaded(), size / 8);
+  h.reset();
+  // Abandoned once the grace is over: nothing kept, nothing left in tmp/.
+  ASSERT_TRUE(WaitFor([&] { return cache_->counters().downloading == 0; }, 10s));
+  EXPECT_EQ(cache_->counters().entries, 0u);
+  EXPECT_EQ(CountFiles(dir_ + "/tmp") + CountFiles(dir_ + "/objects"), 0u);
+  EXPECT_EQ(MustRead("big"), body);  // starts afresh
+}
+
+TEST_F(PartialFetchTest, SequentialReaderGetsReadAheadInLargeRequests) {
+  const uint64_t size = 64 * kChunk + 123;
+  std::string body = MakeBody(size, 22);
+  fake_.Seed("big", body);
+  OpenCache();
+  std::shared_ptr<ObjectHandle> h = MustOpen("big");
+  ASSERT_NE(h, nullptr);
+  const uint64_t read_len = 32 << 10;
+  for (uint64_t offset = 0; offset < size; offset += read_len) {
+    uint64_t n = std::min(read_len, size - offset);
+    ASSERT_EQ(ReadAt(*h, offset, n), body.substr(offset, n)) << "at " << offset;
+  }
+  EXPECT_EQ(Downloaded(), size);
+  // Until the run reaches readahead_max (here the start of read-ahead too) each read fetches
+  // its own blocks; then read-ahead goes in whole requests: one GET per kChunk, not per block.
+  const int ramp = static_cast<int>(config_.readahead_max / read_len);
+  EXPECT_LE(gets(), static_cast<int>(size / kChunk) + ramp + 4) << gets();
+  ASSERT_TRUE(Committed(1));
+  EXPECT_EQ(MustRead("big"), body);
+  EXPECT_EQ(Downloaded(), size);
+}
+
+TEST_F(PartialFetchTest, ReopenWithinGraceJoinsAndMostlyReadDownloadIsCompleted) {
+  const uint64_t size = 32 * kChunk;
+  std::string body = MakeBody(size, 23);
+  fake_.Seed("big", body);
+  config_.readahead_max = kChunk;
+  OpenCache();
+  {
+    std::shared_ptr<ObjectHandle> h = MustOpen("big");
+    ASSERT_NE(h, nullptr);
+    EXPECT_EQ(ReadAt(*h, size / 2, 1000), body.substr(size / 2, 1000));
+  }
+  {
+    // Within the grace: the same download, no new first request.
+    std::shared_ptr<ObjectHandle> h = MustOpen("big");
+    ASSERT_NE(h, nullptr);
+    EXPECT_EQ(cache_->counters().downloads, 1u);
+    for (uint64_t offset = 0; offset < size * 3 / 4; offset += kChunk) {
+      ASSERT_EQ(ReadAt(*h, offset, kChunk), body.substr(offset, kChunk));
+    }
+  }
+  // Three quarters in when the last reader left: the rest is fetched and the object kept.
+  ASSERT_TRUE(Committed(1));
+  EXPECT_EQ(Downloaded(), size);
+  EXPECT_EQ(MustRead("big"), body);
+  EXPECT_EQ(Downloaded(), size);
+}
+
+TEST_F(PartialFetchTest, OpenForWritingFetchesTheWholeObject) {
+  const uint64_t size = 16 * kChunk + 7;
+  std::string body = MakeBody(size, 24);
+  fake_.Seed("big", body);
+  OpenCache();
+  Result<std::shared_ptr<WritableFile>> w = cache_->OpenWrite("big", false, false, {});
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  std::string got(size, '\0');
+  ASSERT_EQ(::pread((*w)->fd(), got.data(), size, 0), static_cast<ssize_t>(size));
+  EXPECT_EQ(got, body);
+}
+
+}  // namespace
+}  // namespace s3cachefs::cache
