@@ -40,6 +40,7 @@ struct Namespace::Flight {
   bool subtree = false;
   std::vector<Change> changes;  // made while in flight, in order
   uint64_t changes_seen = 0;    // Namespace::changes_ when the flight started
+  bool background = false;      // sent by Warm: waiters retry rather than share its error
   bool done = false;            // the fields below are set
   Status status;
   ListingPtr listing;
@@ -189,38 +190,57 @@ bool Namespace::IsUnreachable(int code) {
          code == EIO || code == ENETUNREACH;
 }
 
-Result<Namespace::ListingPtr> Namespace::GetListing(const std::string& dir_path) {
+Status Namespace::Warm(const std::string& dir_path) {
+  if (Status s = CheckPath(dir_path); !s.ok()) {
+    return s;
+  }
+  return GetListing(dir_path, /*background=*/true).status();
+}
+
+Result<Namespace::ListingPtr> Namespace::GetListing(const std::string& dir_path, bool background) {
   std::shared_ptr<Flight> flight;
   bool exists_known = dir_path.empty();
   {
     std::unique_lock<std::mutex> lock(mu_);
-    const auto now = Clock::now();
-    if (ListingPtr fresh = FreshListingLocked(dir_path, now)) {
-      return fresh;
-    }
-    if (!dir_path.empty()) {
-      if (ListingPtr parent = FreshListingLocked(std::string(ParentPath(dir_path)), now)) {
-        if (Status s = ExpectDirectory(parent->dir, dir_path); !s.ok()) {
-          return s;
+    while (true) {
+      const auto now = Clock::now();
+      exists_known = dir_path.empty();
+      if (ListingPtr fresh = FreshListingLocked(dir_path, now)) {
+        return fresh;
+      }
+      if (!dir_path.empty()) {
+        if (ListingPtr parent = FreshListingLocked(std::string(ParentPath(dir_path)), now)) {
+          if (Status s = ExpectDirectory(parent->dir, dir_path); !s.ok()) {
+            return s;
+          }
+          exists_known = true;
+        } else if (FreshNegativeLocked(dir_path, now)) {
+          return NotFound(dir_path);
         }
-        exists_known = true;
-      } else if (FreshNegativeLocked(dir_path, now)) {
-        return NotFound(dir_path);
+      }
+      auto [it, leader] = flights_.try_emplace(dir_path);
+      if (leader) {
+        it->second = std::make_shared<Flight>();
+        it->second->dir = dir_path;
+        it->second->changes_seen = changes_;
+        it->second->background = background;
+        flight = it->second;
+        break;
+      }
+      if (background) {
+        return ListingPtr();  // being listed already; nothing to warm
+      }
+      std::shared_ptr<Flight> other = it->second;
+      flight_done_.wait(lock, [&] { return other->done; });
+      if (other->status.ok()) {
+        return other->listing;
+      }
+      // A background LIST's error is not this call's: look again (a cached "absent" answers)
+      // and list the directory itself if need be.
+      if (!other->background) {
+        return other->status;
       }
     }
-    auto [it, leader] = flights_.try_emplace(dir_path);
-    if (!leader) {
-      flight = it->second;
-      flight_done_.wait(lock, [&] { return flight->done; });
-      if (!flight->status.ok()) {
-        return flight->status;
-      }
-      return flight->listing;
-    }
-    it->second = std::make_shared<Flight>();
-    it->second->dir = dir_path;
-    it->second->changes_seen = changes_;
-    flight = it->second;
   }
 
   const auto start = Clock::now();

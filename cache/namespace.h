@@ -90,6 +90,12 @@ class Namespace {
   // Served from the cache while fresh. A directory its parent lists may turn out empty.
   Result<std::vector<DirEntry>> List(const std::string& path);
 
+  // Lists directory path in the background's interest: returns at once (OK) when its listing
+  // is fresh or a LIST of it is already in flight, else sends that LIST and caches the result as
+  // List would. A concurrent List or Lookup waits for it rather than sending its own; if it
+  // fails, they list the directory themselves, so its error reaches only this caller.
+  Status Warm(const std::string& path);
+
   // Warms the listings of every directory under path with one flat (recursive) LIST, so that a
   // following walk (find, ls -lR) needs no further requests while they are fresh. The entries
   // are the ones List would give. Past config.prefetch_max_keys keys it stops and returns OK,
@@ -130,8 +136,9 @@ class Namespace {
   static bool IsUnreachable(int code);
 
   // The listing of directory dir_path from the cache or one (shared) LIST. ENOENT/ENOTDIR when
-  // dir_path is not a directory.
-  Result<ListingPtr> GetListing(const std::string& dir_path);
+  // dir_path is not a directory. background (Warm): a null listing instead of waiting when a
+  // LIST of dir_path is in flight already.
+  Result<ListingPtr> GetListing(const std::string& dir_path, bool background = false);
   // The LIST itself plus, when it comes back empty, the parent check that tells an empty
   // directory from a missing one. Runs without mu_.
   Result<std::shared_ptr<Listing>> FetchListing(const std::string& dir_path, bool exists_known);

@@ -1,5 +1,5 @@
 // Unit tests of Namespace: concurrent LISTs (single-flight, no blocking of other directories,
-// changes made while a LIST is in flight), Prefetch, and a 100,000-entry directory.
+// changes made while a LIST is in flight), Warm, Prefetch, and a 100,000-entry directory.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -133,6 +133,64 @@ TEST_F(NamespaceFlightTest, ChangesDuringListAreReplayed) {
   const uint64_t before = ns->list_requests();
   EXPECT_TRUE(ns->List("d").ok());
   EXPECT_EQ(ns->list_requests(), before + 1);
+}
+
+TEST_F(NamespaceFlightTest, WarmListsOnceAndNeverWaits) {
+  s3_.Seed("d/a", "");
+  s3_.Seed("e/b", "");
+  auto ns = Make();
+  ASSERT_TRUE(ns->Warm("d").ok());
+  EXPECT_EQ(ns->list_requests(), 1u);
+  ASSERT_TRUE(ns->Warm("d").ok());  // fresh: nothing to do
+  Result<std::vector<DirEntry>> entries = ns->List("d");
+  ASSERT_TRUE(entries.ok());
+  EXPECT_THAT(Names(*entries), ElementsAre("a"));
+  EXPECT_EQ(ns->list_requests(), 1u);
+
+  // A LIST of "e" in flight: Warm returns at once instead of waiting for it.
+  s3_.Hold("e/");
+  auto listing = std::async(std::launch::async, [&] { return ns->List("e"); });
+  ASSERT_TRUE(s3_.WaitHeld(std::chrono::seconds(5)));
+  auto warm = std::async(std::launch::async, [&] { return ns->Warm("e"); });
+  const bool warm_done = warm.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  s3_.Release();
+  EXPECT_TRUE(warm_done) << "Warm waited for another LIST";
+  EXPECT_TRUE(warm.get().ok());
+  ASSERT_TRUE(listing.get().ok());
+  EXPECT_EQ(ns->list_requests(), 2u);
+}
+
+TEST_F(NamespaceFlightTest, ListJoinsAWarmButNotItsError) {
+  s3_.Seed("d/a", "");
+  auto ns = Make();
+  // The walk asks for "d" while a background Warm of it is in flight: it waits for that LIST
+  // instead of sending its own...
+  s3_.Hold("d/");
+  auto warm = std::async(std::launch::async, [&] { return ns->Warm("d"); });
+  ASSERT_TRUE(s3_.WaitHeld(std::chrono::seconds(5)));
+  auto listing = std::async(std::launch::async, [&] { return ns->List("d"); });
+  EXPECT_EQ(listing.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  s3_.Release();
+  ASSERT_TRUE(warm.get().ok());
+  Result<std::vector<DirEntry>> entries = listing.get();
+  ASSERT_TRUE(entries.ok());
+  EXPECT_THAT(Names(*entries), ElementsAre("a"));
+  EXPECT_EQ(ns->list_requests(), 1u);
+
+  // ... and when that LIST fails, the error stays with the Warm: the waiter lists by itself.
+  ns->Invalidate("d");
+  s3_.Hold("d/");
+  warm = std::async(std::launch::async, [&] { return ns->Warm("d"); });
+  ASSERT_TRUE(s3_.WaitHeld(std::chrono::seconds(5)));
+  listing = std::async(std::launch::async, [&] { return ns->List("d"); });
+  EXPECT_EQ(listing.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  s3_.FailNext(Op::kList, 1, Status::Error(EIO, "injected"));
+  s3_.Release();
+  EXPECT_EQ(warm.get().code(), EIO);
+  entries = listing.get();
+  ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+  EXPECT_THAT(Names(*entries), ElementsAre("a"));
+  EXPECT_EQ(ns->list_requests(), 3u);
 }
 
 // A tree with every rule in it: markers, implied directories, a conflict, invalid keys, and a

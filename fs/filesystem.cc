@@ -28,6 +28,7 @@ FileSystem::FileSystem(const MountOptions& options, cache::Namespace& names,
     : options_(options),
       names_(names),
       objects_(objects),
+      prefetcher_(names, cache::DirPrefetchConfig{.lookahead = options.dir_prefetch}),
       mount_time_(time(nullptr)),
       attr_timeout_(std::chrono::duration<double>(options.stat_ttl).count()) {}
 
@@ -232,8 +233,11 @@ void FileSystem::NoteFileChanged(Ino ino, const std::string& path) {
 void FileSystem::OpenDir(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   std::optional<InodeInfo> inode = inodes_.Get(ino);
   if (!inode) return (void)fuse_reply_err(req, ESTALE);
+  // Before our own LIST, so that the next directories' LISTs are on their way meanwhile.
+  prefetcher_.Entering(inode->path);
   Result<std::vector<cache::DirEntry>> entries = names_.List(inode->path);
   if (!entries.ok()) return ReplyStatus(req, entries.status());
+  prefetcher_.Read(inode->path, *entries);
   const std::string prefix = names_.DirPrefix(inode->path);
   cache::OverlayLocalFiles(prefix, objects_.LocalUnder(prefix), *entries);
   auto handle = std::make_unique<DirHandle>();

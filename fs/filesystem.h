@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "cache/dir_prefetcher.h"
 #include "cache/namespace.h"
 #include "cache/object_cache.h"
 #include "fs/inode_table.h"
@@ -82,6 +83,7 @@ class FileSystem {
   cache::Namespace& names_;
   cache::ObjectCache& objects_;
   InodeTable inodes_;
+  cache::DirPrefetcher prefetcher_;  // lists ahead of tree walks; joined when we are destroyed
   fuse_session* session_ = nullptr;
   const time_t mount_time_;
   const double attr_timeout_;  // seconds, for attributes and entries

@@ -50,6 +50,14 @@ TEST(MountOptions, ErrorsNameTheArgument) {
   EXPECT_FALSE(Parse({"b", "/m", "-o", "umask=999"}).ok());
 }
 
+TEST(MountOptions, DirPrefetch) {
+  EXPECT_EQ(Parse({"b", "/m"})->dir_prefetch, 4u);
+  EXPECT_EQ(Parse({"b", "/m", "-o", "dir_prefetch=0"})->dir_prefetch, 0u);
+  EXPECT_EQ(Parse({"b", "/m", "-o", "dir_prefetch=16"})->dir_prefetch, 16u);
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "dir_prefetch=65"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "dir_prefetch=x"}).ok());
+}
+
 TEST(MountOptions, HelpNeedsNoPositionals) {
   Result<MountOptions> o = Parse({"-h"});
   ASSERT_TRUE(o.ok());
