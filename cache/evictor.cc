@@ -98,7 +98,7 @@ Evictor::~Evictor() {
 
 std::string Evictor::OverBudget(uint64_t incoming, uint64_t limit) {
   if (limit == 0) limit = budget_.max_bytes;
-  if (limit > 0 && index_->bytes() + incoming > limit) {
+  if (limit > 0 && index_->bytes() + in_flight_.load() + incoming > limit) {
     return "cache full (cache_size " + FormatBytes(limit) + ")";
   }
   if (budget_.min_free_percent > 0) {
@@ -194,11 +194,18 @@ Result<EvictionStats> Evictor::EvictTo(uint64_t max_bytes) {
 }
 
 bool Evictor::MakeRoom(const std::string& key, uint64_t size) {
-  if (budget_.max_bytes == 0 && budget_.min_free_percent == 0) return true;
+  if (budget_.max_bytes == 0 && budget_.min_free_percent == 0) {
+    in_flight_.fetch_add(size);
+    return true;
+  }
   std::string why;
   {
     std::lock_guard<std::mutex> pass(pass_mu_);
-    if (OverBudget(size, 0).empty()) return true;
+    auto admit = [&] {
+      in_flight_.fetch_add(size);
+      return true;
+    };
+    if (OverBudget(size, 0).empty()) return admit();
     if (budget_.max_bytes > 0 && size > budget_.max_bytes) {
       why = key + " (" + FormatBytes(size) + ") is larger than the whole cache (cache_size " +
             FormatBytes(budget_.max_bytes) + "); streaming it without caching";
@@ -208,11 +215,11 @@ bool Evictor::MakeRoom(const std::string& key, uint64_t size) {
         LOG_WARN("cannot make room in the cache for %s: %s", key.c_str(),
                  stats.status().ToString().c_str());
       } else if (stats->within_budget) {
-        return true;
+        return admit();
       }
       // What is left could not be dropped: it is open, dirty or just read.
       std::string reason = OverBudget(size, 0);
-      if (reason.empty()) return true;  // room appeared meanwhile (a download failed, ...)
+      if (reason.empty()) return admit();  // room appeared meanwhile (a download failed, ...)
       why = reason + ": " + FormatBytes(index_->bytes()) + " in open or dirty files; streaming " +
             key + " (" + FormatBytes(size) + ") without caching";
     }

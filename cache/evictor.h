@@ -112,7 +112,11 @@ class Evictor {
   // with them. True when they fit. False when they cannot (the object alone is over the
   // budget, or all else is pinned or dirty): the caller serves the object without keeping it,
   // and a log line says why (at most one every few seconds; the others are counted in it).
+  // When true, the size bytes count against the budget as in flight until Release(size), so
+  // that concurrent downloads (and prefetches) cannot overshoot it together.
   bool MakeRoom(const std::string& key, uint64_t size);
+  // The download that MakeRoom admitted with size bytes is in the index now, or was dropped.
+  void Release(uint64_t size) { in_flight_.fetch_sub(size); }
 
   // Starts the background thread: a pass every interval, or soon after Signal().
   void Start(std::chrono::milliseconds interval);
@@ -133,6 +137,7 @@ class Evictor {
 
   Index* const index_;
   const std::string objects_dir_;
+  std::atomic<uint64_t> in_flight_{0};  // bytes admitted by MakeRoom and not yet released
   const CacheBudget budget_;
   EvictorHooks hooks_;
 

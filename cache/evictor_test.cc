@@ -280,5 +280,32 @@ TEST_F(CacheBudgetTest, StartUpRecordsTheFileSizeOfDirtyEntries) {
   EXPECT_EQ(cache_->counters().bytes_cached, kMiB + 1000);
 }
 
+// Downloads in flight count against the budget from the moment they are admitted: two
+// prefetches that would overshoot it together are not both kept.
+TEST_F(CacheBudgetTest, DownloadsInFlightCountAgainstTheBudget) {
+  config_.cache_size = 3 * kMiB;
+  config_.first_request = kMiB;  // the rest of each object is held below
+  std::string a = Seed(1, 2), b = Seed(2, 2);
+  testing::Gate gate;
+  client_.before_get = [&](const s3::GetRequest& r) {
+    if (r.range.has_value() && r.range->first > 0) gate.Wait();
+    return Status::Ok();
+  };
+  OpenCache();
+  ASSERT_TRUE(cache_->Prefetch(a).ok());  // admitted: 2 MiB in flight
+  ASSERT_TRUE(cache_->Prefetch(b).ok());  // 2 + 2 > 3: served, not kept
+  EXPECT_EQ(cache_->counters().not_kept, 1u);
+  gate.Open();
+  ASSERT_TRUE(WaitUntil([&] { return cache_->counters().downloading == 0; }));
+  EXPECT_EQ(cache_->counters().bytes_cached, 2 * kMiB);
+  EXPECT_TRUE(Cached(a));
+  EXPECT_FALSE(Cached(b));
+  // Released once committed: the next one makes room by evicting a.
+  EXPECT_TRUE(ReadOk(b));
+  ASSERT_TRUE(WaitUntil([&] { return cache_->counters().downloading == 0; }));
+  EXPECT_EQ(cache_->counters().bytes_cached, 2 * kMiB);
+  EXPECT_TRUE(Cached(b));
+}
+
 }  // namespace
 }  // namespace s3cachefs::cache

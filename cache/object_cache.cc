@@ -193,26 +193,7 @@ Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenReadUnpinned(
 
     // Start a download (a revalidation when revalidate_etag is set), unless one started
     // meanwhile: then join that one.
-    std::string file_name = FileName(key);
-    DownloadParams params;
-    params.client = &client_;
-    params.key = key;
-    params.tmp_path = NewTmpPath(file_name);
-    params.request_size = config_.chunk_size;
-    params.block_size = std::min(config_.block_size, config_.chunk_size);
-    params.first_request = std::clamp(config_.first_request / params.block_size, uint64_t{1},
-                                      config_.chunk_size / params.block_size) *
-                           params.block_size;
-    params.fetch_whole_max = config_.fetch_whole_max;
-    params.verify_md5 = config_.verify_md5;
-    params.if_none_match = revalidate_etag;
-    params.bytes_counter = &bytes_downloaded_;
-    params.clock = config_.clock;
-    params.on_size_known = [this](Download& d) { MakeRoomFor(d); };
-    params.defer_commit = [this](std::function<void()> task) { committer_.Post(std::move(task)); };
-    Result<std::shared_ptr<Download>> created = Download::Create(
-        std::move(params), &pool_, [this](Download& d) { return Commit(d); },
-        [this](Download& d, Download::Phase phase) { Finished(d, phase); });
+    Result<std::shared_ptr<Download>> created = NewDownload(key, revalidate_etag);
     if (!created.ok()) return created.status();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -242,6 +223,56 @@ Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenReadUnpinned(
         std::make_shared<DownloadHandle>(std::move(d), config_.read_timeout, ReadaheadRange()));
   }
   return Status::Error(EIO, "cannot open " + key + ": its cache entry keeps changing");
+}
+
+Result<std::shared_ptr<Download>> ObjectCacheImpl::NewDownload(const std::string& key,
+                                                               const std::string& revalidate_etag) {
+  DownloadParams params;
+  params.client = &client_;
+  params.key = key;
+  params.tmp_path = NewTmpPath(FileName(key));
+  params.request_size = config_.chunk_size;
+  params.block_size = std::min(config_.block_size, config_.chunk_size);
+  params.first_request = std::clamp(config_.first_request / params.block_size, uint64_t{1},
+                                    config_.chunk_size / params.block_size) *
+                         params.block_size;
+  params.fetch_whole_max = config_.fetch_whole_max;
+  params.verify_md5 = config_.verify_md5;
+  params.if_none_match = revalidate_etag;
+  params.bytes_counter = &bytes_downloaded_;
+  params.clock = config_.clock;
+  params.on_size_known = [this](Download& d) { MakeRoomFor(d); };
+  params.defer_commit = [this](std::function<void()> task) { committer_.Post(std::move(task)); };
+  return Download::Create(
+      std::move(params), &pool_, [this](Download& d) { return Commit(d); },
+      [this](Download& d, Download::Phase phase) { Finished(d, phase); });
+}
+
+Status ObjectCacheImpl::Prefetch(const std::string& key) {
+  if (Pinned(key)) return Status::Ok();  // open for writing or changed locally
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Status::Error(ESHUTDOWN, "the cache is shutting down");
+    if (inflight_.count(key) > 0) return Status::Ok();
+  }
+  Result<std::optional<IndexEntry>> row = index_->Get(config_.bucket, key);
+  if (!row.ok()) return row.status();
+  if (row->has_value()) return Status::Ok();  // cached: an open revalidates it if need be
+  Result<std::shared_ptr<Download>> created = NewDownload(key, "");
+  if (!created.ok()) return created.status();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Status::Error(ESHUTDOWN, "the cache is shutting down");
+    if (!inflight_.try_emplace(key, *created).second) return Status::Ok();
+  }
+  std::shared_ptr<Download> d = std::move(*created);
+  downloads_.fetch_add(1);
+  prefetches_.fetch_add(1);
+  // No reader: a small object is fetched whole and committed; a large one (it grew since it was
+  // listed) only has its first bytes fetched and is dropped after the grace period.
+  d->Start();
+  if (d->phase() == Download::Phase::kFailed) return d->error();
+  return Status::Ok();
 }
 
 Status ObjectCacheImpl::Commit(Download& d) {
@@ -277,6 +308,7 @@ Status ObjectCacheImpl::Commit(Download& d) {
 }
 
 void ObjectCacheImpl::Finished(Download& d, Download::Phase phase) {
+  ReleaseRoom(d);  // committed (the index counts it now) or not kept
   if (phase == Download::Phase::kNotModified) {
     // Before joined openers see the 304, so that they find the copy validated.
     int64_t now = NowMs();
@@ -317,7 +349,10 @@ void ObjectCacheImpl::CancelDownload(const std::string& key) {
       inflight_.erase(it);
     }
   }
-  if (d != nullptr) d->SkipCommit();  // its readers go on; the result is not kept
+  if (d != nullptr) {
+    d->SkipCommit();  // its readers go on; the result is not kept
+    ReleaseRoom(*d);
+  }
   std::lock_guard<std::mutex> lock(times_mu_);
   pending_.erase(key);
 }
@@ -337,6 +372,7 @@ CacheCounters ObjectCacheImpl::ActivityCounters() const {
   c.revalidated = revalidated_.load();
   c.misses = misses_.load();
   c.downloads = downloads_.load();
+  c.prefetches = prefetches_.load();
   c.bytes_downloaded = bytes_downloaded_.load();
   c.uploads = uploads_.load();
   c.bytes_uploaded = bytes_uploaded_.load();

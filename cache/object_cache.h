@@ -113,7 +113,8 @@ struct CacheCounters {
   uint64_t hits = 0;         // opens served from a valid cached copy without a request
   uint64_t revalidated = 0;  // conditional GETs answered 304
   uint64_t misses = 0;       // opens that started or joined a download
-  uint64_t downloads = 0;    // downloads started
+  uint64_t downloads = 0;    // downloads started (including prefetches)
+  uint64_t prefetches = 0;   // downloads started by Prefetch, before any open asked
   uint64_t bytes_downloaded = 0;
   uint64_t entries = 0;          // rows in the index
   uint64_t bytes_cached = 0;     // sum of their sizes
@@ -165,6 +166,12 @@ class ObjectCache {
   // then dropped).
   virtual Result<std::shared_ptr<ObjectHandle>> OpenRead(
       const std::string& key, const std::optional<ListingHint>& hint) = 0;
+
+  // Starts fetching key in the background when it is neither cached nor being fetched, so
+  // that an open soon after finds it (a reader scanning a directory). Returns once the first
+  // request is answered; an object of at most fetch_whole_max bytes is then fetched whole and
+  // kept. Keys open for writing or changed locally are left alone.
+  virtual Status Prefetch(const std::string& key) = 0;
 
   // Drops key from the cache (its file and row); open handles keep reading their copy. A
   // download in flight goes on for its readers but is not kept. Rows with local changes are

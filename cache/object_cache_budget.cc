@@ -92,7 +92,25 @@ Status ObjectCacheImpl::StartBudget() {
 }
 
 void ObjectCacheImpl::MakeRoomFor(Download& d) {
-  if (evictor_ != nullptr && !evictor_->MakeRoom(d.key(), d.size())) d.SkipCommit();
+  if (evictor_ == nullptr) return;
+  if (!evictor_->MakeRoom(d.key(), d.size())) {
+    d.SkipCommit();
+    return;
+  }
+  std::lock_guard<std::mutex> lock(room_mu_);
+  room_[&d] = d.size();
+}
+
+void ObjectCacheImpl::ReleaseRoom(const Download& d) {
+  uint64_t size;
+  {
+    std::lock_guard<std::mutex> lock(room_mu_);
+    auto it = room_.find(&d);
+    if (it == room_.end()) return;
+    size = it->second;
+    room_.erase(it);
+  }
+  evictor_->Release(size);
 }
 
 }  // namespace s3cachefs::cache

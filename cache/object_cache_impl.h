@@ -154,6 +154,7 @@ class ObjectCacheImpl : public ObjectCache {
 
   Result<std::shared_ptr<ObjectHandle>> OpenRead(const std::string& key,
                                                  const std::optional<ListingHint>& hint) override;
+  Status Prefetch(const std::string& key) override;
   Status Forget(const std::string& key) override;
   CacheCounters counters() const override;
 
@@ -208,6 +209,10 @@ class ObjectCacheImpl : public ObjectCache {
   void FlushTimes();
   // Drops (or completes) on-demand downloads nobody has read for partial_grace; runs in the
   // flusher's loop.
+  // A download of key (a conditional one when revalidate_etag is set), not yet started or
+  // known to anyone.
+  Result<std::shared_ptr<Download>> NewDownload(const std::string& key,
+                                                const std::string& revalidate_etag);
   void ReapIdleDownloads();
   std::pair<uint64_t, uint64_t> ReadaheadRange() const;
 
@@ -219,6 +224,8 @@ class ObjectCacheImpl : public ObjectCache {
   bool IsPinned(const std::string& bucket, const std::string& key);
   // A download's on_size_known: makes room for it, or has it served without being kept.
   void MakeRoomFor(Download& d);
+  // Gives back what MakeRoomFor admitted for d: it is in the index now, or will not be.
+  void ReleaseRoom(const Download& d);
   // Adds what the counters gained since the last call to the index. Requires flush_mu_.
   void PersistCounters();
   // The in-memory activity counters (everything in CacheCounters but the index totals).
@@ -284,6 +291,7 @@ class ObjectCacheImpl : public ObjectCache {
   std::atomic<uint64_t> revalidated_{0};
   std::atomic<uint64_t> misses_{0};
   std::atomic<uint64_t> downloads_{0};
+  std::atomic<uint64_t> prefetches_{0};
   std::atomic<uint64_t> bytes_downloaded_{0};
   std::atomic<uint64_t> tmp_counter_{0};
   std::atomic<uint64_t> uploads_{0};
@@ -317,6 +325,8 @@ class ObjectCacheImpl : public ObjectCache {
   Index::Counters persisted_;  // counters already added to the index; guarded by flush_mu_
   // Set by StartBudget before the cache is handed out; stopped first in the destructor.
   std::unique_ptr<Evictor> evictor_;
+  std::mutex room_mu_;                                  // guards room_ (a leaf)
+  std::unordered_map<const Download*, uint64_t> room_;  // bytes admitted per download
 };
 
 }  // namespace s3cachefs::cache

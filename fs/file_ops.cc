@@ -60,6 +60,7 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
       if (session_ != nullptr) fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0);
     }
     handle->reader = h;
+    file_prefetcher_.Opened(inode->path);
   }
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
   if (fuse_reply_open(req, fi) == 0) handle.release();

@@ -29,6 +29,8 @@ FileSystem::FileSystem(const MountOptions& options, cache::Namespace& names,
       names_(names),
       objects_(objects),
       prefetcher_(names, cache::DirPrefetchConfig{.lookahead = options.dir_prefetch}),
+      file_prefetcher_(names, objects,
+                       cache::FilePrefetchConfig{.lookahead = options.file_prefetch}),
       mount_time_(time(nullptr)),
       attr_timeout_(std::chrono::duration<double>(options.stat_ttl).count()) {}
 

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "cache/dir_prefetcher.h"
+#include "cache/file_prefetcher.h"
 #include "cache/namespace.h"
 #include "cache/object_cache.h"
 #include "fs/inode_table.h"
@@ -84,6 +85,7 @@ class FileSystem {
   cache::ObjectCache& objects_;
   InodeTable inodes_;
   cache::DirPrefetcher prefetcher_;  // lists ahead of tree walks; joined when we are destroyed
+  cache::FilePrefetcher file_prefetcher_;  // fetches ahead of directory scans; likewise
   fuse_session* session_ = nullptr;
   const time_t mount_time_;
   const double attr_timeout_;  // seconds, for attributes and entries

@@ -63,7 +63,7 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
   LOG_INFO(
       "stats: requests=%llu get_requests=%llu bytes_received=%llu not_modified=%llu "
       "list_requests=%llu head_requests=%llu put_requests=%llu bytes_sent=%llu retries=%llu "
-      "errors=%llu hits=%llu revalidated=%llu misses=%llu downloads=%llu "
+      "errors=%llu hits=%llu revalidated=%llu misses=%llu downloads=%llu prefetches=%llu "
       "bytes_downloaded=%llu evictions=%llu not_kept=%llu",
       static_cast<unsigned long long>(s.requests.load()),
       static_cast<unsigned long long>(s.get_requests.load()),
@@ -76,7 +76,7 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
       static_cast<unsigned long long>(s.retries.load()),
       static_cast<unsigned long long>(s.errors.load()), static_cast<unsigned long long>(c.hits),
       static_cast<unsigned long long>(c.revalidated), static_cast<unsigned long long>(c.misses),
-      static_cast<unsigned long long>(c.downloads),
+      static_cast<unsigned long long>(c.downloads), static_cast<unsigned long long>(c.prefetches),
       static_cast<unsigned long long>(c.bytes_downloaded),
       static_cast<unsigned long long>(c.evictions), static_cast<unsigned long long>(c.not_kept));
 }

@@ -117,10 +117,10 @@ Status ApplyOption(const std::string& option, MountOptions& opts,
                   : name == "dir_ttl" ? opts.dir_ttl
                                       : opts.negative_ttl;
     field = seconds;
-  } else if (name == "dir_prefetch") {
+  } else if (name == "dir_prefetch" || name == "file_prefetch") {
     Result<uint64_t> n = ParseUnsigned(name, value);
-    if (!n.ok() || *n > 64) return Invalid("dir_prefetch must be 0..64");
-    opts.dir_prefetch = static_cast<unsigned>(*n);
+    if (!n.ok() || *n > 64) return Invalid(name + " must be 0..64");
+    (name == "dir_prefetch" ? opts.dir_prefetch : opts.file_prefetch) = static_cast<unsigned>(*n);
   } else if (name == "verify_md5") {
     if (value != "0" && value != "1") return Invalid("verify_md5 must be 0 or 1");
     opts.verify_md5 = value == "1";
@@ -319,6 +319,9 @@ Cache options:
   -o negative_ttl=SECONDS  how long a missing name is remembered (default 5)
   -o dir_prefetch=N      when a walk (find, ls -R) enters a subdirectory, list the next N
                          sibling directories in the background (default 4; 0: off)
+  -o file_prefetch=N     when files of a directory are opened in order (cat dir/*, cp -r),
+                         fetch the next N files of up to 8 MiB in the background
+                         (default 4; 0: off)
 
 Write-back:
   -o write_back=sync|async  sync (default): close returns once S3 has the file, or fails with
