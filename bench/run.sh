@@ -11,7 +11,8 @@
 #                 256 MiB write, 5 s of fio, 32 random ranges (a few minutes in all)
 #   --only LIST   comma-separated workloads and/or limits to run (default: all), e.g.
 #                 --only seq_cold,find   (the limits those workloads are compared with are added)
-#   --fs LIST     comma-separated filesystems (default: s3cachefs,s3fs,s3fs-tuned,rclone,rclone-tuned)
+#   --fs LIST     comma-separated filesystems (default: s3cachefs,s3fs,s3fs-tuned,rclone,rclone-tuned;
+#                 also known: s3cachefs-async, s3cachefs mounted with -o write_back=async)
 #   --out DIR     results directory (default: bench/results/<timestamp>/)
 #   --bin PATH    the s3cachefs binary (default: /work/main/build/s3cachefs, i.e. <repo>/build/s3cachefs)
 #   --keep        keep the scratch directory (s3rver data, caches) for inspection
@@ -43,6 +44,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO
 readonly BUCKET=bench
 readonly ALL_FS="s3cachefs,s3fs,s3fs-tuned,rclone,rclone-tuned"
+# Known but not run unless asked for (--fs): s3cachefs in its other write-back mode.
+readonly KNOWN_FS="$ALL_FS,s3cachefs-async"
 # Workloads in the order they run; each is a function wl_<name>.
 readonly ALL_WORKLOADS="seq_cold seq_warm seq_hot small_cold small_warm find ls_lR stat write_seq write_small fio_rand rand_cold"
 # Limits of this machine; each is a function limit_<name>.
@@ -212,7 +215,10 @@ with open(os.path.join(out, "params.env")) as f:
         if k:
             params[k] = v
 fs_list = params["FS_LIST"].split(",")
-peers = [f for f in fs_list if f != "s3cachefs"]
+# s3cachefs-async is s3cachefs in another mode: not a peer; the verdicts are the default
+# mode's, and the other mode's ratios are printed below the table.
+peers = [f for f in fs_list if not f.startswith("s3cachefs")]
+variants = [f for f in fs_list if f.startswith("s3cachefs") and f != "s3cachefs"]
 big = f"{int(params['BIG_MIB'])} MiB" if int(params["BIG_MIB"]) % 1024 else f"{int(params['BIG_MIB']) // 1024} GiB"
 
 # key, label, unit, better (hi/lo), limit key or None, target kind
@@ -237,6 +243,8 @@ ROWS = [
     ("rss", f"peak RSS reading {big}", "MiB", "lo", None, [("below", 200.0)], False),
     ("cpu_cold", "CPU per GiB, cold read", "s/GiB", "lo", None, [], False),
     ("cpu_warm", "CPU per GiB, warm read", "s/GiB", "lo", None, [], False),
+    ("cpu_write", "CPU per GiB, seq write", "s/GiB", "lo", None, [], False),
+    ("cpu_write_small", "CPU per small file written", "ms", "lo", None, [], False),
 ]
 
 loads = []
@@ -327,7 +335,10 @@ for key, label, unit, better, limkey, tgt, speed in ROWS:
     results.append(dict(key=key, label=label, unit=unit, better=better, limit=lim, vals=vals,
                         haslimit=bool(limkey) or key == "rand_cold_amp",
                         best=best, vs_best=vs_best, vs_lim=vs_lim, target=" & ".join(texts) or "-",
-                        verdict=verdict))
+                        verdict=verdict,
+                        variants={v: (better_ratio(vals[v], best[0], better) if best else None,
+                                      better_ratio(vals[v], lim, better) if lim else None)
+                                  for v in variants if vals.get(v) is not None}))
 
 # ---- the table
 cols = ["workload", "unit", "limit"] + fs_list + ["vs best peer", "vs limit", "target", "result"]
@@ -351,6 +362,15 @@ for row in rows:
 print()
 print("vs best peer: s3cachefs against the best peer; >1x means s3cachefs is better (for s, ms, MiB: the")
 print("  peer's value divided by ours). vs limit: the share of the machine's limit s3cachefs reaches.")
+for v in variants:
+    parts = []
+    for r in results:
+        if v in r["variants"] and (r["variants"][v][0] is not None or r["variants"][v][1] is not None):
+            b, l = r["variants"][v]
+            parts.append(f"{r['key']} {fmt(b) + 'x' if b is not None else 'n/a'} best peer"
+                         + (f", {l:.0%} of limit" if l is not None and r["haslimit"] else ""))
+    if parts:
+        print(f"{v} (not judged; the verdicts are the default mode's): " + "; ".join(parts))
 loads = [x for x in loads if math.isfinite(x)]
 cores = os.cpu_count() or 1
 if loads and statistics.median(loads) > 0.75 * cores:
@@ -419,7 +439,7 @@ with open(os.path.join(out, "targets.csv"), "w", newline="") as f:
 
 # ---- plot: every filesystem relative to the best peer (higher is better), log scale
 if shutil.which("gnuplot"):
-    prow = [r for r in results if r["best"] and r["key"] not in ("cpu_cold", "cpu_warm")]
+    prow = [r for r in results if r["best"] and not r["key"].startswith("cpu_")]
     if prow:
         dat = os.path.join(out, "plot.dat")
         series = [fs for fs in fs_list if any(r["vals"][fs] for r in prow)]
@@ -505,7 +525,7 @@ else
 fi
 IFS=, read -r -a SEL_FS <<<"$FS_LIST"
 for fs in "${SEL_FS[@]}"; do
-  [[ ",$ALL_FS," == *",$fs,"* ]] || die "unknown filesystem '$fs' (known: $ALL_FS)"
+  [[ ",$KNOWN_FS," == *",$fs,"* ]] || die "unknown filesystem '$fs' (known: $KNOWN_FS)"
 done
 
 # Which data sets the selection reads: only those are seeded.
@@ -783,10 +803,12 @@ mount_fs() {
   mkdir -p "$MNT" "$CACHE"
   local dlog="$WORK/logs/$CASE.m$MOUNT_NO.log"
   case "$FS" in
-    s3cachefs)
+    s3cachefs | s3cachefs-async)
       [[ -x "$BIN" ]] || broken "binary $BIN_ORIG not found (not built yet?)"
+      local sopts="endpoint=$EP,cache_dir=$CACHE,log_file=$dlog"
+      [[ "$FS" == s3cachefs ]] || sopts+=",write_back=async"
       # Credentials come from the AWS_* variables of `s3rver.sh env`.
-      "$BIN" "$BUCKET" "$MNT" -f -o "endpoint=$EP,cache_dir=$CACHE,log_file=$dlog" \
+      "$BIN" "$BUCKET" "$MNT" -f -o "$sopts" \
         </dev/null >"$dlog.stderr" 2>&1 &
       ;;
     s3fs | s3fs-tuned)
@@ -837,7 +859,7 @@ broken() {
 # unmount_fs: unmounts the current mount and waits for its daemon to exit.
 unmount_fs() {
   unmount_and_stop "$MNT" "$DPID" || log "$CASE: $FS did not unmount cleanly"
-  if [[ "$FS" == s3cachefs ]]; then
+  if [[ "$FS" == s3cachefs* ]]; then
     local dlog="$WORK/logs/$CASE.m$MOUNT_NO.log"
     LAST_STATS="$(grep -ho 'stats: .*' "$dlog" "$dlog.stderr" 2>/dev/null | tail -n 1 || true)"
   fi
@@ -1157,7 +1179,8 @@ wl_stat() {
 wl_write_seq() {
   mount_fs
   cat "$SRC/write.bin" >/dev/null
-  local key="write-$FS-r$RUN.bin" t0 t1 deadline
+  local key="write-$FS-r$RUN.bin" t0 t1 deadline c0 c1
+  c0=$(cpu_ticks "$DPID")
   t0=$(now)
   timeout -k 10 "$TMO" dd if="$SRC/write.bin" of="$MNT/$key" bs=1M status=none
   deadline=$(($(date +%s) + TMO))
@@ -1166,11 +1189,13 @@ wl_write_seq() {
     sleep 0.1
   done
   t1=$(now)
+  c1=$(cpu_ticks "$DPID")
   local len
   len="$("$REPO/scripts/awscli.sh" s3api head-object --bucket "$BUCKET" --key "$key" \
     --query ContentLength --output text)"
   [[ "$len" == "$WRITE_BYTES" ]] || fail "awscli head-object: $len bytes"
   record write_seq "$(mibps "$WRITE_BYTES" "$(elapsed "$t0" "$t1")")"
+  record cpu_write "$(calc "($c1 - $c0) / $CLK_TCK / ($WRITE_BYTES / 1073741824)")"
   unmount_fs
   delete_keys "$key"
 }
@@ -1181,9 +1206,10 @@ wl_write_seq() {
 # with a LIST; awscli list-objects-v2 checks the count afterwards, untimed.
 wl_write_small() {
   mount_fs
-  local dir="ws-$FS-r$RUN" t0 t1 deadline logpos n i polls=0
+  local dir="ws-$FS-r$RUN" t0 t1 deadline logpos n i polls=0 c0 c1
   mkdir "$MNT/$dir"
   logpos=$(($(stat -c %s "$S3LOG") + 1))
+  c0=$(cpu_ticks "$DPID")
   t0=$(now)
   timeout -k 10 "$TMO" bash -c '
     data="$(cat "$1")"
@@ -1200,10 +1226,12 @@ wl_write_small() {
     sleep 0.05
   done
   t1=$(now)
+  c1=$(cpu_ticks "$DPID")
   n="$("$REPO/scripts/awscli.sh" s3api list-objects-v2 --bucket "$BUCKET" --prefix "$dir/f" \
     --query 'length(Contents)' --output text)"
   [[ "$n" == "$WS_N" ]] || fail "awscli lists $n of $WS_N files"
   record write_small "$(calc "$WS_N / $(elapsed "$t0" "$t1")")"
+  record cpu_write_small "$(calc "($c1 - $c0) * 1000 / $CLK_TCK / $WS_N")"
   unmount_fs
   local -a keys=("$dir/")
   for ((i = 0; i < WS_N; i++)); do keys+=("$dir/f$(printf %04d "$i")"); done
@@ -1262,7 +1290,7 @@ print(total, time.monotonic() - t0)
   [[ "$total" == $((RAND_N << 20)) ]] || fail "read $total bytes, expected $((RAND_N << 20))"
   record rand_cold_amp "$(calc "($s1 - $s0) / $total")"
   record rand_cold_lat "$(calc "$secs * 1000 / $RAND_N")"
-  if [[ "$FS" == s3cachefs ]]; then
+  if [[ "$FS" == s3cachefs* ]]; then
     local br
     br="$(stats_counter bytes_received)"
     [[ -z "$br" ]] || record rand_cold_stats_amp "$(calc "$br / $total")" "s3cachefs stats line"

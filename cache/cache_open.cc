@@ -111,7 +111,9 @@ Status ObjectCacheImpl::Reconcile() {
         static_cast<unsigned long long>(orphan_files),
         static_cast<unsigned long long>(dropped_rows));
   }
-  return Status::Ok();
+  // What the index says now is on disk from here on (the last daemon may have crashed before
+  // syncing it): new files may be marked without a sync (Index::MarkDirty).
+  return index_->SyncLog();
 }
 
 // Every DIRTY (or UPLOADING, from older code) row gets its WriteEntry and is queued, before the

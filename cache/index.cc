@@ -335,6 +335,7 @@ Status Index::PutClean(const IndexEntry& entry, const std::function<Status()>& b
   if (rc != SQLITE_DONE) return fail(Error("commit entry for " + entry.key));
 
   if (old->has_value()) {
+    removed_since_sync_ = true;  // the old row, not this one, may be what is on disk
     bytes_ -= (*old)->size;
   } else {
     ++entries_;
@@ -360,6 +361,7 @@ Result<bool> Index::DeleteClean(const std::string& bucket, const std::string& ke
   delete_.Reset();
   if (rc != SQLITE_DONE) return Error("delete entry for " + key);
   if (sqlite3_changes(db_) == 0) return false;
+  removed_since_sync_ = true;
   --entries_;
   bytes_ -= (*old)->size;
   if (after_delete) after_delete();

@@ -18,10 +18,16 @@
 //
 // Durability: commits are synchronous=NORMAL (they survive a crash of the daemon, not a power
 // loss), except MarkDirty, which is committed with synchronous=FULL: a DIRTY mark is on disk
-// before the change it announces is made.
+// before the change it announces is made. Some marks need no FULL commit when the caller allows
+// it (DirtyMark::allow_lazy), because no row on disk can then pass the changed file off as a
+// CLEAN copy: the mark of a row that is already DIRTY; a new row for a key that has none, and
+// the mark of an empty CLEAN row (its size check catches any change), both only while no row
+// has left or been replaced since the last durable commit (so no older row can reappear after
+// a power loss). The caller makes them durable with SyncLog before it promises anything.
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -68,6 +74,10 @@ struct DirtyMark {
   int64_t local_mtime = 0;
   std::optional<uint64_t> size;  // new size, when known (a file just created or truncated)
   FileMeta meta;
+  // true: commit synchronous=NORMAL when that is safe (see the header comment); the caller then
+  // calls SyncLog before it promises anything. A CLEAN row is always marked FULL: its file may
+  // hold the change as soon as MarkDirty returns.
+  bool allow_lazy = false;
 };
 
 // The answer to a finished upload of generation gen.
@@ -153,9 +163,20 @@ class Index {
 
   // Makes the row of (mark.bucket, mark.key) DIRTY with dirty_gen + 1 (creating it, with
   // dirty_gen 1, when there is none) and returns the new generation. before_write runs inside
-  // the transaction, as for PutClean (the cache moves a new file into place there). Committed
-  // with synchronous=FULL before returning. ENOSPC/EIO when it cannot be written.
-  Result<int64_t> MarkDirty(const DirtyMark& mark, const std::function<Status()>& before_write);
+  // the transaction, as for PutClean (the cache moves a new file into place there); its argument
+  // says whether the commit will be synchronous=FULL (a new file's name must then be synced
+  // first). Committed FULL before returning unless mark.allow_lazy and it is safe. ENOSPC/EIO
+  // when it cannot be written.
+  Result<int64_t> MarkDirty(const DirtyMark& mark,
+                            const std::function<Status(bool synced)>& before_write);
+
+  // Makes every commit so far durable, as if each had been synchronous=FULL: fsyncs the
+  // write-ahead log (its frames carry every commit not yet checkpointed; a checkpoint syncs
+  // what it copies into the database). EIO when the sync fails.
+  Status SyncLog();
+
+  // Commits made synchronous=FULL, and SyncLog calls, so far (each an fsync of the log).
+  uint64_t durable_commits() const { return durable_commits_.load(); }
 
   // Records a finished upload: the row becomes CLEAN with record's ETag, size and times when it
   // is still at record.gen and may_clean; otherwise it stays DIRTY with base_etag = the uploaded
@@ -265,6 +286,8 @@ class Index {
     Index* index_;
   };
   Result<std::optional<IndexEntry>> GetRowLocked(const std::string& bucket, const std::string& key);
+  // Whether a DIRTY mark over old (the row now, if any) may be committed NORMAL. Requires mu_.
+  bool LazyMarkSafeLocked(const std::optional<IndexEntry>& old) const;
   // BEGIN IMMEDIATE / COMMIT / ROLLBACK on the prepared statements. Require mu_.
   Status BeginLocked();
   Status CommitLocked(const std::string& what);
@@ -288,6 +311,10 @@ class Index {
   std::unordered_map<const char*, Statement> adhoc_;  // RunLocked's, by SQL text address
   uint64_t entries_ = 0;
   uint64_t bytes_ = 0;
+  std::atomic<uint64_t> durable_commits_{0};  // not guarded: read without mu_
+  // A row may have left the index since the last durable commit, or what was read at open may
+  // not be on disk yet: until the next durable commit no new row is committed lazily.
+  bool removed_since_sync_ = true;
   std::function<void()> on_full_;  // set once before use; see SetOnDiskFull
 };
 

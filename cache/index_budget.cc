@@ -48,6 +48,7 @@ Result<bool> Index::DeleteCleanIfUnchanged(const IndexEntry& seen,
   sqlite3_bind_int64(stmt.get(), 5, seen.accessed_at);
   if (sqlite3_step(stmt.get()) != SQLITE_DONE) return Error("evict entry for " + seen.key);
   if (sqlite3_changes(db_) == 0) return false;
+  removed_since_sync_ = true;
   --entries_;
   bytes_ -= seen.size;
   if (after_delete) after_delete();

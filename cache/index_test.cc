@@ -236,5 +236,77 @@ TEST_F(IndexTest, RekeyReplacesTheTargetRowWhateverItsState) {
   EXPECT_EQ(index->Rekey("b", "none", "x", "f-x", false, "", 0, nullptr).status().code(), ENOENT);
 }
 
+TEST_F(IndexTest, LazyMarksOnlyWhereNoRowOnDiskCanContradictThem) {
+  std::unique_ptr<Index> index = MustOpen();
+  const std::string wal = path_ + "-wal";  // the database is in WAL mode
+  DirtyMark mark;
+  mark.bucket = "b";
+  mark.key = "new";
+  mark.file_name = "f-new";
+  mark.size = 0;
+  mark.allow_lazy = true;
+  // Right after open, what was read may not be on disk yet: FULL.
+  uint64_t synced = index->durable_commits();
+  ASSERT_EQ(index->MarkDirty(mark, nullptr).value(), 1);
+  EXPECT_EQ(index->durable_commits(), synced + 1);
+  synced = index->durable_commits();
+  mark.key = "new2";
+  mark.file_name = "f-new2";
+  ASSERT_EQ(index->MarkDirty(mark, nullptr).value(), 1);
+  EXPECT_EQ(index->durable_commits(), synced);  // a new row: NORMAL
+  EXPECT_EQ(index->Get("b", "new2").value()->state, EntryState::kDirty);
+
+  // SyncLog syncs the log that holds the row, and changes nothing.
+  EXPECT_GT(fs::file_size(wal), 0u);
+  ASSERT_TRUE(index->SyncLog().ok());
+  EXPECT_EQ(index->durable_commits(), synced + 1);
+  EXPECT_EQ(index->Get("b", "new2").value()->dirty_gen, 1);
+  synced = index->durable_commits();
+
+  // A DIRTY row is DIRTY on disk already: NORMAL.
+  ASSERT_EQ(index->MarkDirty(mark, nullptr).value(), 2);
+  EXPECT_EQ(index->durable_commits(), synced);
+  // A non-empty CLEAN row is always marked FULL, whatever the caller allows: its file may hold
+  // the change as soon as the mark returns.
+  UploadRecord up;
+  up.bucket = "b";
+  up.key = "new2";
+  up.gen = 2;
+  up.etag = "\"e\"";
+  up.size = 3;
+  ASSERT_TRUE(index->RecordUpload(up).value());
+  ASSERT_EQ(index->MarkDirty(mark, nullptr).value(), 3);
+  EXPECT_EQ(index->durable_commits(), synced + 1);
+  synced = index->durable_commits();
+
+  // After a row left the index (NORMAL), a new row of any key is FULL until the next sync:
+  // the old row could otherwise come back after a power loss, naming the new file.
+  ASSERT_TRUE(index->PutClean(Entry("gone", 1, "\"g\""), nullptr).ok());
+  ASSERT_TRUE(index->DeleteClean("b", "gone", nullptr).value());
+  mark.key = "gone";
+  mark.file_name = "f-gone";
+  ASSERT_EQ(index->MarkDirty(mark, nullptr).value(), 1);
+  EXPECT_EQ(index->durable_commits(), synced + 1);
+  mark.key = "new3";
+  mark.file_name = "f-new3";
+  ASSERT_EQ(index->MarkDirty(mark, nullptr).value(), 1);
+  EXPECT_EQ(index->durable_commits(), synced + 1);  // that FULL commit synced the delete
+  synced = index->durable_commits();
+
+  // An empty CLEAN row may be marked lazily (a change makes the file non-empty, which its size
+  // check catches), but not once a row was replaced since the last sync.
+  ASSERT_TRUE(index->PutClean(Entry("empty", 0, "\"z\""), nullptr).ok());
+  mark.key = "empty";
+  mark.file_name = "f-empty";
+  ASSERT_TRUE(index->MarkDirty(mark, nullptr).ok());
+  EXPECT_EQ(index->durable_commits(), synced);
+  ASSERT_TRUE(index->PutClean(Entry("empty2", 0, "\"z\""), nullptr).ok());
+  ASSERT_TRUE(index->PutClean(Entry("empty2", 0, "\"y\""), nullptr).ok());  // replaced
+  mark.key = "empty2";
+  mark.file_name = "f-empty2";
+  ASSERT_TRUE(index->MarkDirty(mark, nullptr).ok());
+  EXPECT_EQ(index->durable_commits(), synced + 1);
+}
+
 }  // namespace
 }  // namespace s3cachefs::cache

@@ -59,6 +59,7 @@ Result<std::optional<IndexEntry>> Index::GetRowLocked(const std::string& bucket,
 Index::FullSyncLocked::FullSyncLocked(Index* index) : index_(index) {
   sqlite3_step(index_->sync_full_.get());
   index_->sync_full_.Reset();
+  index_->durable_commits_.fetch_add(1);
 }
 
 Index::FullSyncLocked::~FullSyncLocked() {
@@ -68,21 +69,22 @@ Index::FullSyncLocked::~FullSyncLocked() {
 }
 
 Result<int64_t> Index::MarkDirty(const DirtyMark& mark,
-                                 const std::function<Status()>& before_write) {
+                                 const std::function<Status(bool synced)>& before_write) {
   std::lock_guard<std::mutex> lock(mu_);
+  // Read before BEGIN, under mu_: this connection is the directory's only writer.
+  Result<std::optional<IndexEntry>> old = GetRowLocked(mark.bucket, mark.key);
+  if (!old.ok()) return old.status();
   // FULL for this one commit: the WAL is synced before COMMIT returns, so the mark is on disk
-  // before the change it announces. Other commits stay NORMAL (losing them is harmless).
-  FullSyncLocked full(this);
+  // before the change it announces. Other commits stay NORMAL (losing them is harmless), and so
+  // may a mark that no row on disk can contradict (see the header comment).
+  const bool lazy = mark.allow_lazy && LazyMarkSafeLocked(*old);
+  std::optional<FullSyncLocked> full;
+  if (!lazy) full.emplace(this);
 
   Status s = BeginLocked();
   if (!s.ok()) return s;
-  Result<std::optional<IndexEntry>> old = GetRowLocked(mark.bucket, mark.key);
-  if (!old.ok()) {
-    RollbackLocked();
-    return old.status();
-  }
   if (before_write) {
-    s = before_write();
+    s = before_write(!lazy);
     if (!s.ok()) {
       RollbackLocked();
       return s;
@@ -127,6 +129,7 @@ Result<int64_t> Index::MarkDirty(const DirtyMark& mark,
   }
   s = CommitLocked("dirty mark of " + mark.key);
   if (!s.ok()) return s;
+  if (!lazy) removed_since_sync_ = false;
   if (!old->has_value()) {
     ++entries_;
     bytes_ += mark.size.value_or(0);
@@ -134,6 +137,31 @@ Result<int64_t> Index::MarkDirty(const DirtyMark& mark,
     bytes_ = bytes_ - (*old)->size + *mark.size;
   }
   return gen;
+}
+
+bool Index::LazyMarkSafeLocked(const std::optional<IndexEntry>& old) const {
+  // A DIRTY row: whatever of its history is on disk is DIRTY or no row at all.
+  if (old && old->state != EntryState::kClean) return true;
+  // No row, or an empty CLEAN one, and no row left or was replaced since the last durable
+  // commit: on disk there is no row, or this one. An empty CLEAN row cannot pass off a changed
+  // file as its version: any change makes the file non-empty, and a CLEAN copy whose size is
+  // not the row's is dropped (at open and at start-up).
+  return !removed_since_sync_ && (!old || old->size == 0);
+}
+
+Status Index::SyncLog() {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_file* log = nullptr;
+  int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log);
+  if (rc != SQLITE_OK) return Error("find the write-ahead log");
+  durable_commits_.fetch_add(1);
+  // No log open: nothing was committed through it yet, so there is nothing to sync.
+  if (log != nullptr && log->pMethods != nullptr) {
+    rc = log->pMethods->xSync(log, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK) return Status::Error(EIO, "cannot sync the cache index's write-ahead log");
+  }
+  removed_since_sync_ = false;
+  return Status::Ok();
 }
 
 Result<bool> Index::RecordUpload(const UploadRecord& r) {
@@ -227,6 +255,7 @@ Result<bool> Index::DeleteAny(const std::string& bucket, const std::string& key,
       },
       "delete entry for " + key);
   if (!s.ok()) return s;
+  removed_since_sync_ = true;
   --entries_;
   bytes_ -= (*old)->size;
   if (after_delete) after_delete();
@@ -293,6 +322,7 @@ Result<int64_t> Index::Rekey(const std::string& bucket, const std::string& from,
   }
   s = CommitLocked("rename of " + from);
   if (!s.ok()) return s;
+  removed_since_sync_ = !make_dirty;  // FULL when make_dirty: the move is on disk
   if (dst->has_value()) {
     --entries_;
     bytes_ -= (*dst)->size;

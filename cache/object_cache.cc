@@ -378,6 +378,7 @@ CacheCounters ObjectCacheImpl::ActivityCounters() const {
   c.bytes_uploaded = bytes_uploaded_.load();
   c.upload_failures = upload_failures_.load();
   c.dirty_entries = dirty_entries_.load();
+  c.write_syncs = write_syncs_.load() + (index_ != nullptr ? index_->durable_commits() : 0);
   if (evictor_ != nullptr) {
     EvictorCounters e = evictor_->counters();
     c.evictions = e.evictions;

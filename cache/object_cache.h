@@ -35,9 +35,11 @@
 // (with the ETag S3 answered, so the copy is not downloaded again) only if nothing changed
 // while it ran.
 // Conflicts: a file whose local changes started from a known ETag is checked with a HEAD
-// before its upload; if S3 has another version (another client wrote it), the local version
-// still wins — it is uploaded over it — and a warning names the key and the remote ETag. There
-// is no merge and no lock: last writer wins, as in S3 itself.
+// before its upload (unless that ETag came from our own upload less than `revalidate` ago, the
+// window in which a cached copy is served unchecked too); if S3 has another version (another
+// client wrote it), the local version still wins — it is uploaded over it — and a warning names
+// the key and the remote ETag. There is no merge and no lock: last writer wins, as in S3 itself.
+// Durability of the marks and when fsyncs happen: cache/write_back.cc.
 // Thread-safe. Implementation: cache/object_cache_impl.h lists the files.
 #pragma once
 
@@ -122,6 +124,7 @@ struct CacheCounters {
   uint64_t bytes_uploaded = 0;   // their sizes
   uint64_t upload_failures = 0;  // upload attempts that failed (each is retried)
   uint64_t dirty_entries = 0;    // keys with local changes S3 does not have yet
+  uint64_t write_syncs = 0;      // fsyncs the write path waited for (data, directories, index)
   uint64_t evictions = 0;        // entries dropped to keep the budget
   uint64_t evicted_bytes = 0;
   uint64_t not_kept = 0;     // downloads served without being cached: no room could be made

@@ -173,6 +173,9 @@ class ObjectCacheImpl : public ObjectCache {
   // For WriteHandle (write_back.cc). bracket is the handle's flag, guarded by entry.mu.
   Status MarkDirty(WriteEntry& entry, bool* bracket);
   Status Flush(const std::shared_ptr<WriteEntry>& entry, bool* bracket);
+  // Makes entry's local changes survive a power loss: the file's data (fd), its name in its
+  // directory and, when it was committed lazily, its DIRTY row, in that order.
+  Status SyncLocal(const std::shared_ptr<WriteEntry>& entry, int fd, const std::string& path);
   void ReleaseWriter(const std::shared_ptr<WriteEntry>& entry, bool* bracket);
 
  private:
@@ -245,8 +248,10 @@ class ObjectCacheImpl : public ObjectCache {
   Status CreateEmpty(const std::shared_ptr<WriteEntry>& entry, const std::string& base_etag);
   Status AdoptCached(const std::shared_ptr<WriteEntry>& entry, ObjectHandle& source);
   void FailOpening(const std::shared_ptr<WriteEntry>& entry, const Status& why);
+  // A handle on a ready entry. truncate empties the file; created says the open created it:
+  // either counts as a change of the handle (its Flush then syncs or uploads).
   Result<std::shared_ptr<WritableFile>> Attach(const std::shared_ptr<WriteEntry>& entry,
-                                               bool truncate);
+                                               bool truncate, bool created = false);
   Status EnsureFdLocked(WriteEntry& entry);
   // One upload of entry (waiting for one in flight first); OK when there was nothing to do.
   Status Upload(const std::shared_ptr<WriteEntry>& entry);
@@ -298,6 +303,7 @@ class ObjectCacheImpl : public ObjectCache {
   std::atomic<uint64_t> bytes_uploaded_{0};
   std::atomic<uint64_t> upload_failures_{0};
   std::atomic<uint64_t> dirty_entries_{0};
+  std::atomic<uint64_t> write_syncs_{0};   // fdatasync and directory fsyncs of the write path
   std::atomic<uint64_t> sync_uploads_{0};  // uploads running in a Flush or Rename
 
   mutable std::mutex mu_;

@@ -198,6 +198,7 @@ Status ObjectCacheImpl::RenameLocal(const std::shared_ptr<WriteEntry>& entry,
           }
           renamed = true;
           // Both names durable before the row that says where the changes are.
+          write_syncs_.fetch_add(2);
           s = SyncDir(ParentDir(to_path));
           if (s.ok()) s = SyncDir(ParentDir(from_path));
           return s;
@@ -214,6 +215,8 @@ Status ObjectCacheImpl::RenameLocal(const std::shared_ptr<WriteEntry>& entry,
     entry->needs_mark = false;
     entry->etag.clear();
     entry->base_etag.clear();  // a new object to S3: nothing to conflict with
+    entry->base_uploaded_ms = 0;
+    entry->name_synced = true;  // both directories, above
     SetDirtyLocked(*entry, true);
     EraseEntryLocked(from, entry.get());
     InsertEntryLocked(to, entry);

@@ -87,7 +87,7 @@ Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::OpenWrite(
     if (created) {
       Status s = CreateEmpty(entry, hint ? hint->etag : "");
       if (!s.ok()) return s;
-      Result<std::shared_ptr<WritableFile>> r = Attach(entry, false);
+      Result<std::shared_ptr<WritableFile>> r = Attach(entry, false, /*created=*/true);
       if (r.ok() || r.status().code() != EAGAIN) return r;
       continue;
     }
@@ -114,7 +114,7 @@ Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::OpenWrite(
                            : CreateEmpty(entry, /*base_etag=*/"");  // new object
     if (s.code() == EAGAIN) continue;
     if (!s.ok()) return s;
-    Result<std::shared_ptr<WritableFile>> r = Attach(entry, false);
+    Result<std::shared_ptr<WritableFile>> r = Attach(entry, false, /*created=*/!source.ok());
     if (r.ok() || r.status().code() != EAGAIN) return r;
   }
   return Status::Error(EIO, "cannot open " + key + " for writing: its cache entry keeps changing");
@@ -164,14 +164,27 @@ Status ObjectCacheImpl::CreateEmpty(const std::shared_ptr<WriteEntry>& entry,
   mark.local_mtime = NowSeconds();
   mark.size = 0;
   mark.meta = meta;
+  // A key without a row (or with a DIRTY one): no row on disk can name the new file as a CLEAN
+  // copy, so a power loss before the next Flush can only lose changes nothing was promised
+  // about (reconciliation removes a file without a row). Nothing is synced now; Flush syncs the
+  // data, the name and the row before it promises durability (write_back.cc). Over a CLEAN
+  // row the name and the mark must be on disk first, or the old row could name the new file.
+  // The index decides (Index::MarkDirty): it knows the row and whether one can reappear.
+  mark.allow_lazy = true;
+  bool lazy = false;
   bool renamed = false;
-  Result<int64_t> gen = index_->MarkDirty(mark, [&]() -> Status {
+  bool name_synced = false;
+  Result<int64_t> gen = index_->MarkDirty(mark, [&](bool synced) -> Status {
     Status s = EnsureDir(ParentDir(final_path));
     if (!s.ok()) return s;
     if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
       return ErrnoStatus(errno, "cannot move new file into", final_path);
     }
     renamed = true;
+    lazy = !synced;
+    if (lazy) return Status::Ok();
+    write_syncs_.fetch_add(1);
+    name_synced = true;
     return SyncDir(ParentDir(final_path));  // the name before the row that promises it
   });
   if (!gen.ok()) {
@@ -188,6 +201,8 @@ Status ObjectCacheImpl::CreateEmpty(const std::shared_ptr<WriteEntry>& entry,
   entry->file_name = file_name;
   entry->gen = *gen;
   entry->needs_mark = false;
+  entry->lazy_sync = lazy;
+  entry->name_synced = name_synced;
   entry->etag.clear();
   if (!row->has_value()) {
     entry->base_etag = base_etag;
@@ -238,6 +253,7 @@ Status ObjectCacheImpl::AdoptCached(const std::shared_ptr<WriteEntry>& entry,
     fd.reset(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!fd.valid()) return fail(ErrnoStatus(errno, "cannot create", tmp));
     Status s = CopyFile(source.fd(), fd.get(), source.size(), tmp);
+    write_syncs_.fetch_add(1);
     if (s.ok() && ::fdatasync(fd.get()) != 0) s = ErrnoStatus(errno, "cannot sync", tmp);
     adopted.bucket = config_.bucket;
     adopted.key = key;

@@ -13,6 +13,16 @@
 //    that returned OK survives a power loss); sync mode has it in S3 before returning OK, and
 //    fdatasyncs it when the upload failed (it waits locally for the retry). Writes after the
 //    last Flush may be lost, as on any local file system without fsync.
+//  - Marks the index can prove harmless are not synced (Index::MarkDirty): the row of a new key
+//    (a power loss can then only lose a file nothing was promised about: reconciliation
+//    removes a file without a row), a mark over a DIRTY row, and one over an empty CLEAN row
+//    (a change makes the file non-empty, and a CLEAN copy of the wrong size is dropped). The
+//    entry remembers (lazy_sync, name_synced) what is not on disk yet, and whoever must promise
+//    durability syncs data, name and row, in that order (SyncLocal): an async Flush of a
+//    handle that changed the file, a sync Flush only when the upload failed. A sync Flush whose
+//    upload succeeded needs no fsync: S3 has the data. So a new small file closed in sync mode
+//    costs no fsync, and in async mode its first close three (data, directory, index) and a
+//    later one that changed it one (data).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,7 +120,7 @@ void ObjectCacheImpl::NoteMeta(const std::string& key, const FileMeta& meta) {
 }
 
 Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::Attach(
-    const std::shared_ptr<WriteEntry>& entry, bool truncate) {
+    const std::shared_ptr<WriteEntry>& entry, bool truncate, bool created) {
   std::shared_ptr<WriteHandle> handle;
   {
     std::unique_lock<std::mutex> lock(entry->mu);
@@ -130,6 +140,11 @@ Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::Attach(
       s = ErrnoStatus(errno, "cannot truncate local file of", handle->key());
     }
     if (!s.ok()) return s;  // the handle releases its writer
+  } else if (created) {
+    // Creating the file was this handle's change: its Flush must make the file durable (async)
+    // or put it in S3 (sync), as for a write. The row is marked already; this takes the bracket.
+    Status s = handle->MarkDirty();
+    if (!s.ok()) return s;
   }
   return std::shared_ptr<WritableFile>(std::move(handle));
 }
@@ -158,10 +173,18 @@ Status ObjectCacheImpl::MarkDirty(WriteEntry& entry, bool* bracket) {
   mark.base_etag_if_new = entry.base_etag;
   mark.local_mtime = NowSeconds();
   mark.meta = entry.meta;
-  Result<int64_t> gen = index_->MarkDirty(mark, nullptr);
+  mark.allow_lazy = true;  // the index decides; see Index::MarkDirty
+  bool synced = true;
+  Result<int64_t> gen = index_->MarkDirty(mark, [&](bool full) {
+    synced = full;
+    return Status::Ok();
+  });
   if (!gen.ok()) return gen.status().WithContext("cannot record the change of " + entry.key);
   entry.gen = *gen;
   entry.needs_mark = false;
+  // Over a CLEAN row, a lazy mark leaves the row CLEAN on disk: the next Flush syncs it. (Over
+  // a DIRTY row nothing changes: it is as durable as it was.)
+  if (!synced && !entry.dirty) entry.lazy_sync = true;
   SetDirtyLocked(entry, true);
   return Status::Ok();
 }
@@ -170,8 +193,10 @@ Status ObjectCacheImpl::Flush(const std::shared_ptr<WriteEntry>& entry, bool* br
   std::string key;
   std::string path;
   int fd;
+  bool changed;  // through this handle since its last Flush
   {
     std::lock_guard<std::mutex> lock(entry->mu);
+    changed = *bracket;
     if (*bracket) {
       *bracket = false;
       --entry->brackets;
@@ -182,11 +207,14 @@ Status ObjectCacheImpl::Flush(const std::shared_ptr<WriteEntry>& entry, bool* br
     fd = entry->fd.get();
   }
   if (config_.write_back == WriteBackMode::kAsync) {
-    // The DIRTY row is already durable (MarkDirty); the data, and the file's name (a download
-    // moved it into place without syncing its directory), are once this returns.
-    if (::fdatasync(fd) != 0) return ErrnoStatus(errno, "cannot sync local file of " + key, path);
-    Status synced = SyncDir(ParentDir(path));
-    if (!synced.ok()) return synced;
+    // The data, the file's name (a download moved it into place without syncing its
+    // directory) and the DIRTY row are durable once this returns. A handle that changed
+    // nothing since its last Flush has nothing to promise (its earlier changes were synced
+    // then; other handles sync their own): the second close of a shell's `>` or a release.
+    if (changed) {
+      Status synced = SyncLocal(entry, fd, path);
+      if (!synced.ok()) return synced;
+    }
     uploader_.Enqueue(entry, std::chrono::milliseconds(0));
     return Status::Ok();
   }
@@ -194,7 +222,9 @@ Status ObjectCacheImpl::Flush(const std::shared_ptr<WriteEntry>& entry, bool* br
   Status s = Upload(entry);
   sync_uploads_.fetch_sub(1);
   if (!s.ok()) {
-    ::fdatasync(fd);  // it waits here for the retry
+    // It waits here for the retry.
+    Status synced = SyncLocal(entry, fd, path);
+    if (!synced.ok()) LOG_WARN("%s", synced.ToString().c_str());
     int failures;
     {
       std::lock_guard<std::mutex> lock(entry->mu);
@@ -205,6 +235,35 @@ Status ObjectCacheImpl::Flush(const std::shared_ptr<WriteEntry>& entry, bool* br
                                   " (the data is kept in the cache and the upload retried)");
   }
   QueueIfOrphaned(entry);
+  return Status::Ok();
+}
+
+Status ObjectCacheImpl::SyncLocal(const std::shared_ptr<WriteEntry>& entry, int fd,
+                                  const std::string& path) {
+  std::string key;
+  bool sync_row;
+  bool sync_name;
+  {
+    std::lock_guard<std::mutex> lock(entry->mu);
+    key = entry->key;
+    sync_row = entry->lazy_sync;
+    sync_name = !entry->name_synced;
+  }
+  write_syncs_.fetch_add(1);
+  if (::fdatasync(fd) != 0) return ErrnoStatus(errno, "cannot sync local file of " + key, path);
+  if (sync_name) {
+    write_syncs_.fetch_add(1);
+    Status s = SyncDir(ParentDir(path));  // the name before the row that promises it
+    if (!s.ok()) return s;
+  }
+  if (sync_row) {
+    Status s = index_->SyncLog();
+    if (!s.ok()) return s.WithContext("cannot record the change of " + key);
+  }
+  std::lock_guard<std::mutex> lock(entry->mu);
+  // (A Rename meanwhile gave it another name, which it synced itself.)
+  if (sync_name && ObjectPath(entry->file_name) == path) entry->name_synced = true;
+  if (sync_row) entry->lazy_sync = false;
   return Status::Ok();
 }
 
@@ -275,6 +334,16 @@ Status ObjectCacheImpl::Upload(const std::shared_ptr<WriteEntry>& entry) {
   const std::string key = entry->key;
   const int64_t gen = entry->gen;
   const std::string base = entry->base_etag;
+  // Our own upload made base S3's version within `revalidate`: as for a cached copy validated
+  // that recently, S3 is taken not to have changed, and the conflict check is skipped.
+  const bool base_fresh =
+      entry->base_uploaded_ms > 0 &&
+      NowMs() - entry->base_uploaded_ms <
+          std::chrono::duration_cast<std::chrono::milliseconds>(config_.revalidate).count();
+  // A write announced before this snapshot may land after the upload read its bytes, and its
+  // handle may Flush (dropping its bracket) before the upload ends: such an upload never
+  // marks the row CLEAN, whatever the brackets are at its end.
+  const bool bracketed = entry->brackets > 0;
   FileMeta meta = entry->meta;
   const int fd = entry->fd.get();
   entry->uploading = true;
@@ -285,7 +354,7 @@ Status ObjectCacheImpl::Upload(const std::shared_ptr<WriteEntry>& entry) {
   Status result = Status::Ok();
   if (::fstat(fd, &st) != 0) result = ErrnoStatus(errno, "cannot stat local file of", key);
   const uint64_t size = result.ok() ? static_cast<uint64_t>(st.st_size) : 0;
-  if (result.ok() && !base.empty()) {
+  if (result.ok() && !base.empty() && !base_fresh) {
     // Advisory: the local version is uploaded either way (last writer wins, as in S3).
     Result<s3::ObjectInfo> head = client_.HeadObject(key);
     if (head.ok() && UnquoteEtag(head->etag) != UnquoteEtag(base)) {
@@ -330,7 +399,7 @@ Status ObjectCacheImpl::Upload(const std::shared_ptr<WriteEntry>& entry) {
   record.bucket = config_.bucket;
   record.key = key;
   record.gen = gen;
-  record.may_clean = entry->brackets == 0;  // see write_entry.h
+  record.may_clean = entry->brackets == 0 && !bracketed;  // see write_entry.h
   record.etag = etag;
   record.size = size;
   record.mtime = NowSeconds();
@@ -342,6 +411,7 @@ Status ObjectCacheImpl::Upload(const std::shared_ptr<WriteEntry>& entry) {
     return clean.status().WithContext("uploaded " + key + " but cannot record it");
   }
   entry->base_etag = etag;  // S3 has this version now
+  entry->base_uploaded_ms = NowMs();
   if (*clean && entry->gen == gen) {
     entry->etag = etag;
     SetDirtyLocked(*entry, false);

@@ -53,6 +53,165 @@ TEST_F(WriteBackTest, CreateWriteFlushSyncUploadsBytesAndMetadata) {
   EXPECT_EQ(cache_->Meta("dir/new.txt")->uid, 1000u);
 }
 
+// A new key in sync mode: S3 has the data when close returns, so nothing is fsynced at all.
+// Over a cached copy the DIRTY mark and the new file's name are synced before the change.
+TEST_F(WriteBackTest, NewFileInSyncModeIsNotFsynced) {
+  fake_.Seed("cached", "old body");
+  OpenCache();
+  ASSERT_EQ(MustRead("cached"), "old body");
+  const uint64_t syncs = cache_->counters().write_syncs;
+  std::shared_ptr<WritableFile> f = MustOpenWrite("new", true, true);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(GetRow("new").state, 1);  // DIRTY from the create on (committed, not synced)
+  Write(*f, "data", 0);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(fake_.Body("new"), "data");
+  EXPECT_EQ(GetRow("new").state, 0);
+  EXPECT_EQ(cache_->counters().write_syncs, syncs);
+
+  std::shared_ptr<WritableFile> g = MustOpenWrite("cached", true, false);
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(cache_->counters().write_syncs, syncs + 2);  // the FULL mark and the directory
+  Write(*g, "new body", 0);
+  ASSERT_TRUE(g->Flush().ok());
+  EXPECT_EQ(fake_.Body("cached"), "new body");
+}
+
+// When the upload of a new file fails, close reports EIO and the data waits locally: data,
+// name and row are synced first (fdatasync, directory, index).
+TEST_F(WriteBackTest, FailedSyncUploadOfNewFileSyncsItLocally) {
+  OpenCache();
+  std::atomic<bool> fail{true};
+  client_.before_put = [&](const std::string&) {
+    return fail ? Status::Error(EIO, "injected") : Status::Ok();
+  };
+  const uint64_t syncs = cache_->counters().write_syncs;
+  std::shared_ptr<WritableFile> f = MustOpenWrite("new", true, true);
+  ASSERT_NE(f, nullptr);
+  Write(*f, "data", 0);
+  EXPECT_EQ(f->Flush().code(), EIO);
+  EXPECT_EQ(cache_->counters().write_syncs, syncs + 3);
+  EXPECT_EQ(GetRow("new").state, 1);
+  fail = false;
+  f.reset();
+  EXPECT_TRUE(WaitFor([&] { return fake_.Find("new").has_value(); }));
+  EXPECT_EQ(fake_.Body("new"), "data");
+}
+
+// Async mode promises at close that data and DIRTY row are on disk: a new file is synced then
+// (data, directory, index: three fsyncs), not at its create.
+TEST_F(WriteBackTest, AsyncNewFileIsSyncedAtFlushNotAtCreate) {
+  config_.write_back = WriteBackMode::kAsync;
+  OpenCache();
+  std::atomic<bool> hold{true};
+  std::atomic<bool> putting{false};
+  client_.before_put = [&](const std::string&) {
+    putting = true;
+    while (hold) std::this_thread::sleep_for(1ms);
+    return Status::Ok();
+  };
+  const uint64_t syncs = cache_->counters().write_syncs;
+  std::shared_ptr<WritableFile> f = MustOpenWrite("new", true, true);
+  ASSERT_NE(f, nullptr);
+  Write(*f, "data", 0);
+  EXPECT_EQ(cache_->counters().write_syncs, syncs);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(cache_->counters().write_syncs, syncs + 3);
+  EXPECT_EQ(GetRow("new").state, 1);
+  // A change while the upload runs is a new generation of a row that is DIRTY on disk: its
+  // mark needs no sync; the Flush syncs the data, and name and row need nothing more.
+  ASSERT_TRUE(WaitFor([&] { return putting.load(); }));
+  Write(*f, "more", 4);
+  EXPECT_EQ(cache_->counters().write_syncs, syncs + 3);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(cache_->counters().write_syncs, syncs + 4);
+  ASSERT_TRUE(f->Flush().ok());  // nothing changed through f since: nothing to sync
+  EXPECT_EQ(cache_->counters().write_syncs, syncs + 4);
+  hold = false;
+  f.reset();
+  ASSERT_TRUE(cache_->DrainUploads(10s).ok());
+  EXPECT_EQ(fake_.Body("new"), "datamore");
+}
+
+// The conflict check is skipped while the ETag it would check against is one our own upload
+// got less than `revalidate` ago, as a cached copy validated that recently is served unchecked.
+TEST_F(WriteBackTest, NoConflictCheckAgainstOwnRecentUpload) {
+  config_.revalidate = 30s;
+  OpenCache();
+  const uint64_t syncs = cache_->counters().write_syncs;
+  std::shared_ptr<WritableFile> f = MustOpenWrite("k", true, true);
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(f->Flush().ok());  // a shell's `>`: the empty file first (close after dup2)
+  EXPECT_EQ(GetRow("k").state, 0);
+  Write(*f, "data", 0);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(fake_.Body("k"), "data");
+  EXPECT_EQ(fake_.calls(Op::kPut), 2);
+  EXPECT_EQ(fake_.calls(Op::kHead), 0);
+  // Nothing synced: S3 had each version at its close, and the mark over the empty CLEAN row
+  // could not let a changed file pass for it (its size check would catch it).
+  EXPECT_EQ(cache_->counters().write_syncs, syncs);
+  Write(*f, "+", 4);  // over a non-empty CLEAN row: a synced mark
+  EXPECT_EQ(cache_->counters().write_syncs, syncs + 1);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(fake_.calls(Op::kHead), 0);
+  Advance(31s);
+  Write(*f, "more", 5);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(fake_.calls(Op::kHead), 1);  // too old to vouch for S3
+  EXPECT_EQ(fake_.Body("k"), "data+more");
+}
+
+// Async: a write over the empty CLEAN row left by uploading a new empty file is marked without
+// a sync, so the Flush that promises durability syncs the row too (data, then index).
+TEST_F(WriteBackTest, AsyncWriteAfterEmptyUploadSyncsTheMarkAtFlush) {
+  config_.write_back = WriteBackMode::kAsync;
+  OpenCache();
+  std::shared_ptr<WritableFile> f = MustOpenWrite("k", true, true);
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(f->Flush().ok());
+  ASSERT_TRUE(WaitFor([&] { return GetRow("k").state == 0; }));
+  const uint64_t syncs = cache_->counters().write_syncs;
+  Write(*f, "data", 0);
+  EXPECT_EQ(cache_->counters().write_syncs, syncs);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(cache_->counters().write_syncs, syncs + 2);  // data and index (the name was synced)
+  f.reset();
+  ASSERT_TRUE(cache_->DrainUploads(10s).ok());
+  EXPECT_EQ(fake_.Body("k"), "data");
+}
+
+// A write announced (MarkDirty) before an upload took its snapshot, landing and flushed while
+// that upload runs: the upload must not mark the row CLEAN, or the write never reaches S3.
+TEST_F(WriteBackTest, WriteAnnouncedBeforeUploadSnapshotIsUploadedLater) {
+  config_.write_back = WriteBackMode::kAsync;
+  OpenCache();
+  std::atomic<bool> hold{true};
+  std::atomic<int> putting{0};
+  client_.before_put = [&](const std::string&) {
+    if (putting.fetch_add(1) == 0) {
+      while (hold) std::this_thread::sleep_for(1ms);
+    }
+    return Status::Ok();
+  };
+  std::shared_ptr<WritableFile> f1 = MustOpenWrite("k", true, true);
+  std::shared_ptr<WritableFile> f2 = MustOpenWrite("k", false, false);
+  ASSERT_NE(f1, nullptr);
+  ASSERT_NE(f2, nullptr);
+  Write(*f1, "aaaa", 0);
+  ASSERT_TRUE(f2->MarkDirty().ok());  // f2's write is announced...
+  ASSERT_TRUE(f1->Flush().ok());      // ...then an upload starts
+  ASSERT_TRUE(WaitFor([&] { return putting.load() > 0; }));
+  ASSERT_EQ(::pwrite(f2->fd(), "bbbb", 4, 4), 4);  // ...and f2's bytes land after its snapshot
+  ASSERT_TRUE(f2->Flush().ok());
+  hold = false;
+  f1.reset();
+  f2.reset();
+  ASSERT_TRUE(cache_->DrainUploads(10s).ok());
+  EXPECT_EQ(fake_.Body("k"), "aaaabbbb");
+  EXPECT_EQ(GetRow("k").state, 0);
+}
+
 TEST_F(WriteBackTest, TruncateNeverDownloads) {
   fake_.Seed("k", MakeBody(5000, 1));
   OpenCache();

@@ -10,8 +10,9 @@
 // row CLEAN only if gen did not move. A writer calls MarkDirty *before* its pwrite(), so a write
 // that was announced before the snapshot may still land after the upload read that region.
 // "brackets" closes that gap: a handle that called MarkDirty is counted until its next Flush
-// (or close), and an upload that ends while any handle is counted keeps the row DIRTY. The one
-// gap left is a write racing a Flush of the same handle (close() racing write() on one file
+// (or close), and an upload that ends while any handle is counted, or that began while one was
+// (its handle may have flushed before the upload ended), keeps the row DIRTY. The one gap left
+// is a write racing a Flush of the same handle (close() racing write() on one file
 // description), which POSIX leaves unordered anyway.
 #pragma once
 
@@ -45,14 +46,19 @@ struct WriteEntry {
   int brackets = 0;    // writers that called MarkDirty since their last Flush
   bool dirty = false;  // the row is DIRTY: S3 lacks changes
   bool needs_mark = true;  // the next MarkDirty must write the row (after open or a snapshot)
-  int64_t gen = 0;         // the row's dirty_gen
-  std::string etag;        // the S3 version the file equals while clean
-  std::string base_etag;   // the S3 version the changes started from ("" = new here)
-  FileMeta meta;           // goes with the next upload
-  bool uploading = false;  // an upload of this entry is running (one at a time)
-  int holds = 0;           // Remove/Rename in progress: no upload may start
-  bool removed = false;    // Remove (or Rename over it) took it: Flush and uploads do nothing
-  int failures = 0;        // failed uploads in a row, for the backoff
+  // The last DIRTY mark was committed without a sync (cache/write_back.cc, "Durability"): the
+  // first Flush that must promise durability syncs the index too.
+  bool lazy_sync = false;
+  bool name_synced = false;      // the file's directory was fsynced since it got its name
+  int64_t gen = 0;               // the row's dirty_gen
+  std::string etag;              // the S3 version the file equals while clean
+  std::string base_etag;         // the S3 version the changes started from ("" = new here)
+  int64_t base_uploaded_ms = 0;  // when our own upload made base_etag S3's version (0: not ours)
+  FileMeta meta;                 // goes with the next upload
+  bool uploading = false;        // an upload of this entry is running (one at a time)
+  int holds = 0;                 // Remove/Rename in progress: no upload may start
+  bool removed = false;          // Remove (or Rename over it) took it: Flush and uploads do nothing
+  int failures = 0;              // failed uploads in a row, for the backoff
 };
 
 }  // namespace s3cachefs::cache

@@ -64,7 +64,7 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
       "stats: requests=%llu get_requests=%llu bytes_received=%llu not_modified=%llu "
       "list_requests=%llu head_requests=%llu put_requests=%llu bytes_sent=%llu retries=%llu "
       "errors=%llu hits=%llu revalidated=%llu misses=%llu downloads=%llu prefetches=%llu "
-      "bytes_downloaded=%llu evictions=%llu not_kept=%llu",
+      "bytes_downloaded=%llu evictions=%llu not_kept=%llu uploads=%llu write_syncs=%llu",
       static_cast<unsigned long long>(s.requests.load()),
       static_cast<unsigned long long>(s.get_requests.load()),
       static_cast<unsigned long long>(s.bytes_received.load()),
@@ -78,7 +78,8 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
       static_cast<unsigned long long>(c.revalidated), static_cast<unsigned long long>(c.misses),
       static_cast<unsigned long long>(c.downloads), static_cast<unsigned long long>(c.prefetches),
       static_cast<unsigned long long>(c.bytes_downloaded),
-      static_cast<unsigned long long>(c.evictions), static_cast<unsigned long long>(c.not_kept));
+      static_cast<unsigned long long>(c.evictions), static_cast<unsigned long long>(c.not_kept),
+      static_cast<unsigned long long>(c.uploads), static_cast<unsigned long long>(c.write_syncs));
 }
 
 int Run(const MountOptions& opts, Daemon& daemon) {
