@@ -122,7 +122,7 @@ void Download::Start() {
     if (phase_ != Phase::kStarting || failing_) return;  // cancelled meanwhile
     phase_ = Phase::kNotModified;
     pool_ = nullptr;
-    cv_.notify_all();
+    NotifyAllLocked();
     return;
   }
 
@@ -151,7 +151,7 @@ void Download::Start() {
     blocks_done_ = first_done;
     phase_ = Phase::kRunning;
     headers_known_ = true;
-    cv_.notify_all();
+    NotifyAllLocked();
   }
   if (params_.on_size_known) params_.on_size_known(*this);
   // This runs before the hash of the first bytes, so the transfer of the rest starts at once.
@@ -230,14 +230,29 @@ Status Download::WaitStarted(std::chrono::steady_clock::time_point deadline) {
 Status Download::WaitReadable(uint64_t offset, uint64_t length, uint64_t readahead,
                               std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
+  BlockWaiter waiter;
+  bool registered = false;
+  auto unregister = [&] {
+    if (!registered) return;
+    block_waiters_.erase(std::find(block_waiters_.begin(), block_waiters_.end(), &waiter));
+    registered = false;
+  };
   bool requested = false;
   for (;;) {
-    if (phase_ == Phase::kFailed) return error_;
+    if (phase_ == Phase::kFailed) {
+      unregister();
+      return error_;
+    }
     if (phase_ != Phase::kStarting) {
       uint64_t end = offset + std::min(length, size_ - std::min(offset, size_));
-      if (offset >= end) return Status::Ok();
+      if (offset >= end) {
+        unregister();
+        return Status::Ok();
+      }
       uint64_t first = offset / params_.block_size;
       uint64_t last = (end - 1) / params_.block_size;
+      waiter.first = first;
+      waiter.last = last;
       if (!requested) {
         requested = true;
         // Back to front, so that the first block the reader needs ends up first in line.
@@ -263,22 +278,42 @@ Status Download::WaitReadable(uint64_t offset, uint64_t length, uint64_t readahe
           }
         }
       }
-      bool all_done = true;
-      for (uint64_t i = first; i <= last; ++i) {
-        if (blocks_[i] != BlockState::kDone) {
-          all_done = false;
-          break;
-        }
+      if (BlocksDoneLocked(first, last)) {
+        unregister();
+        return Status::Ok();
       }
-      if (all_done) return Status::Ok();
     }
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
+    if (!registered) {
+      block_waiters_.push_back(&waiter);
+      registered = true;
+    }
+    if (waiter.cv.wait_until(lock, deadline) == std::cv_status::timeout &&
         std::chrono::steady_clock::now() >= deadline) {
+      unregister();
       if (phase_ == Phase::kFailed) return error_;
       return Status::Error(ETIMEDOUT, "timed out waiting for bytes " +
                                           RangeText(offset, offset + length - 1) + " of " +
                                           params_.key + " (the download goes on)");
     }
+  }
+}
+
+bool Download::BlocksDoneLocked(uint64_t first, uint64_t last) const {
+  for (uint64_t i = first; i <= last; ++i) {
+    if (blocks_[i] != BlockState::kDone) return false;
+  }
+  return true;
+}
+
+void Download::NotifyAllLocked() {
+  cv_.notify_all();
+  for (BlockWaiter* w : block_waiters_) w->cv.notify_one();
+}
+
+void Download::NotifyBlocksLocked(uint64_t first, uint64_t last) {
+  for (BlockWaiter* w : block_waiters_) {
+    if (w->last < first || w->first >= last) continue;  // no block of it changed
+    if (w->last != UINT64_MAX && BlocksDoneLocked(w->first, w->last)) w->cv.notify_one();
   }
 }
 
@@ -328,7 +363,7 @@ void Download::Fail(const Status& status, bool from_finalizer) {
   finish_(*this, Phase::kFailed);
   std::lock_guard<std::mutex> lock(mu_);
   phase_ = Phase::kFailed;
-  cv_.notify_all();
+  NotifyAllLocked();
 }
 
 Status Download::FetchRange(uint64_t first_block, uint64_t count) {
@@ -375,7 +410,7 @@ void Download::NoteProgress(uint64_t first, uint64_t count, uint64_t bytes) {
       changed = true;
     }
   }
-  if (changed) cv_.notify_all();
+  if (changed) NotifyBlocksLocked(first, first + full);
 }
 
 void Download::FetchChunk(uint64_t index) {
@@ -406,7 +441,7 @@ void Download::FetchChunk(uint64_t index) {
         ++blocks_done_;
       }
     }
-    cv_.notify_all();
+    NotifyBlocksLocked(index, index + count);
   }
   AdvanceHash();
 }
@@ -476,7 +511,7 @@ void Download::Finalize() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     verified_ = true;
-    cv_.notify_all();
+    NotifyAllLocked();
   }
   if (params_.defer_commit) {
     params_.defer_commit([self = shared_from_this()] { self->Complete(); });
@@ -502,7 +537,7 @@ void Download::Complete() {
     std::lock_guard<std::mutex> lock(mu_);
     phase_ = Phase::kDone;
     pool_ = nullptr;
-    cv_.notify_all();
+    NotifyAllLocked();
   }
   finish_(*this, Phase::kDone);
 }

@@ -161,6 +161,15 @@ class Download : public std::enable_shared_from_this<Download> {
 
  private:
   enum class BlockState : uint8_t { kMissing, kQueued, kRunning, kDone };
+  // A reader in WaitReadable, waiting for blocks [first, last] (all of them, while the size is
+  // not known yet). It is woken when they are all in or the phase changes, not by every block
+  // of the object: a sequential reader's kernel keeps several reads waiting at once, and each
+  // needless wake-up costs a context switch.
+  struct BlockWaiter {
+    uint64_t first = 0;
+    uint64_t last = UINT64_MAX;
+    std::condition_variable cv;
+  };
 
   Download(DownloadParams params, ChunkPool* pool, CommitFn commit, FinishFn finish);
   void Fail(const Status& status, bool from_finalizer = false);
@@ -173,6 +182,12 @@ class Download : public std::enable_shared_from_this<Download> {
   // Marks the missing blocks of [first, last) queued and hands them to the pool (at the front
   // when front). Called with mu_ held.
   void QueueLocked(uint64_t first, uint64_t last, bool front);
+  bool BlocksDoneLocked(uint64_t first, uint64_t last) const;  // [first, last] all kDone
+  // Wakes everyone waiting (a phase or state change). Called with mu_ held.
+  void NotifyAllLocked();
+  // Wakes the block waiters whose blocks are now all in, of those overlapping [first, last).
+  // Called with mu_ held.
+  void NotifyBlocksLocked(uint64_t first, uint64_t last);
   uint64_t BlockLength(uint64_t index) const;
 
   const DownloadParams params_;
@@ -192,7 +207,8 @@ class Download : public std::enable_shared_from_this<Download> {
   uint64_t num_blocks_ = 0;
 
   mutable std::mutex mu_;       // guards the fields below
-  std::condition_variable cv_;  // phase or block state changed
+  std::condition_variable cv_;  // phase or state changed (block progress: block_waiters_)
+  std::vector<BlockWaiter*> block_waiters_;
   Phase phase_ = Phase::kStarting;
   Status error_;
   bool headers_known_ = false;  // the first answer gave size and ETag
