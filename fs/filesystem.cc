@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/statvfs.h>
 
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -21,6 +23,11 @@ FileSystem* Self(fuse_req_t req) {
 
 constexpr uint64_t kMaxIo = 1 << 20;  // largest FUSE read/write request we negotiate
 
+std::string CanonicalPath(const std::string& path) {
+  char real[PATH_MAX];
+  return realpath(path.c_str(), real) != nullptr ? std::string(real) : std::string();
+}
+
 }  // namespace
 
 FileSystem::FileSystem(const MountOptions& options, cache::Namespace& names,
@@ -32,7 +39,8 @@ FileSystem::FileSystem(const MountOptions& options, cache::Namespace& names,
       file_prefetcher_(names, objects,
                        cache::FilePrefetchConfig{.lookahead = options.file_prefetch}),
       mount_time_(time(nullptr)),
-      attr_timeout_(std::chrono::duration<double>(options.stat_ttl).count()) {}
+      attr_timeout_(std::chrono::duration<double>(options.stat_ttl).count()),
+      mount_root_(CanonicalPath(options.mountpoint)) {}
 
 Result<std::string> FileSystem::ChildPath(Ino parent, const char* name) const {
   std::optional<InodeInfo> dir = inodes_.Get(parent);
@@ -119,6 +127,7 @@ void FileSystem::Init(fuse_conn_info* conn) {
   // Large requests: fewer round trips through the kernel for sequential I/O.
   conn->max_write = kMaxIo;
   conn->max_readahead = kMaxIo;
+  conn->max_read = options_.max_read;  // libfuse insists it equals the max_read mount option
   auto want = [conn](unsigned cap) {
     if ((conn->capable & cap) != 0) conn->want |= cap;
   };
@@ -131,8 +140,8 @@ void FileSystem::Init(fuse_conn_info* conn) {
   want(FUSE_CAP_READDIRPLUS);
   // The kernel drops cached pages when it sees a file's size or mtime change.
   want(FUSE_CAP_AUTO_INVAL_DATA);
-  LOG_INFO("FUSE protocol %u.%u, max_write %u, max_readahead %u", conn->proto_major,
-           conn->proto_minor, conn->max_write, conn->max_readahead);
+  LOG_INFO("FUSE protocol %u.%u, max_write %u, max_read %u, max_readahead %u", conn->proto_major,
+           conn->proto_minor, conn->max_write, conn->max_read, conn->max_readahead);
 }
 
 void FileSystem::Lookup(fuse_req_t req, Ino parent, const char* name) {

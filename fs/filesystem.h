@@ -36,6 +36,9 @@ class FileSystem {
   // The operation table to pass to fuse_session_new() with this object as userdata.
   static const fuse_lowlevel_ops& Operations();
 
+  // The mountpoint as an absolute, canonical path ("" if it could not be resolved).
+  const std::string& mount_root() const { return mount_root_; }
+
   // Must be called once the session exists, before the loop runs (used for notifications).
   void SetSession(fuse_session* session) { session_ = session; }
 
@@ -89,6 +92,9 @@ class FileSystem {
   fuse_session* session_ = nullptr;
   const time_t mount_time_;
   const double attr_timeout_;  // seconds, for attributes and entries
+  // The mountpoint as an absolute, canonical path ("" if it cannot be resolved): where the
+  // files of this mount appear in other processes' /proc/PID/fd (fs/descriptors.h).
+  const std::string mount_root_;
 };
 
 }  // namespace s3cachefs::fs

@@ -168,6 +168,16 @@ Status ApplyOption(const std::string& option, MountOptions& opts,
     Result<uint64_t> n = ParseUnsigned(name, value);
     if (!n.ok() || *n == 0 || *n > 1024) return Invalid("max_threads must be 1..1024");
     opts.max_threads = static_cast<unsigned>(*n);
+  } else if (name == "max_read") {
+    Result<uint64_t> size = ParseSize(value);
+    if (!size.ok() || *size < 4096 || *size > (1u << 20)) {
+      return Invalid("max_read must be a size from 4K to 1M");
+    }
+    opts.max_read = static_cast<uint32_t>(*size);
+  } else if (name == "read_ahead") {
+    Result<uint64_t> size = ParseSize(value);
+    if (!size.ok() || *size > (64ull << 20)) return Invalid("read_ahead must be a size up to 64M");
+    opts.read_ahead = *size;
   } else if (name == "ro") {
     opts.read_only = true;
     fuse_opts.push_back(option);
@@ -275,6 +285,7 @@ Result<MountOptions> ParseMountOptions(int argc, const char* const* argv) {
   if (!has_subtype) fuse_opts.push_back("subtype=s3cachefs");
   // Permission checks by the kernel against the modes we report.
   fuse_opts.push_back("default_permissions");
+  fuse_opts.push_back("max_read=" + std::to_string(opts.max_read));
 
   opts.fuse_args.push_back(argc > 0 ? argv[0] : "s3cachefs");
   std::string joined;

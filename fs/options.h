@@ -56,6 +56,14 @@ struct MountOptions {
   mode_t umask = 022;
   bool read_only = false;
 
+  // Kernel I/O sizes. max_read: the largest read request the kernel sends (passed to FUSE as its
+  // max_read mount option). The default keeps replies splicable: libfuse splices a reply only
+  // when it fits a pipe of pipe-max-size (1 MiB) with its header, and copies it through a
+  // fresh buffer otherwise. read_ahead: the kernel's read-ahead for the mount (its BDI's
+  // read_ahead_kb, 128 KiB unless set; needs root); 0 leaves the kernel's default.
+  uint32_t max_read = 512u << 10;
+  uint64_t read_ahead = 1u << 20;
+
   // Process
   bool foreground = false;
   bool debug = false;

@@ -36,7 +36,24 @@ TEST(MountOptions, OwnOptionsAreTakenOutAndTheRestPassedToFuse) {
   EXPECT_TRUE(o->foreground);
   ASSERT_EQ(o->fuse_args.size(), 3u);
   EXPECT_EQ(o->fuse_args[1], "-o");
-  EXPECT_EQ(o->fuse_args[2], "allow_other,ro,fsname=b,subtype=s3cachefs,default_permissions");
+  EXPECT_EQ(o->fuse_args[2],
+            "allow_other,ro,fsname=b,subtype=s3cachefs,default_permissions,max_read=524288");
+}
+
+TEST(MountOptions, KernelIoSizes) {
+  Result<MountOptions> d = Parse({"b", "/m"});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->max_read, 512u << 10);
+  EXPECT_EQ(d->read_ahead, 1u << 20);
+  Result<MountOptions> o = Parse({"b", "/m", "-o", "max_read=128K,read_ahead=0"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->max_read, 128u << 10);
+  EXPECT_EQ(o->read_ahead, 0u);
+  // FUSE gets max_read once, ours: libfuse rejects an INIT whose max_read differs from it.
+  EXPECT_EQ(o->fuse_args[2], "fsname=b,subtype=s3cachefs,default_permissions,max_read=131072");
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "max_read=2M"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "max_read=1K"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "read_ahead=1G"}).ok());
 }
 
 TEST(MountOptions, ErrorsNameTheArgument) {

@@ -39,8 +39,10 @@ check "fetched at most 2x the bytes read (got $received for $read_bytes)" \
   test "$received" -le $((2 * read_bytes))
 check_eq "nothing kept of a partly read object" 0 "$(find "$E2E_TMP/m1.cache/objects" -type f | wc -l)"
 
-# A sequential reader: all of it, right, fetched once, and kept.
+# A sequential reader: all of it, right, fetched once, and kept. The mount's read-ahead is the
+# 1 MiB of -o read_ahead's default (the kernel's own default is 128 KiB); tests run as root.
 mount_fs m2 partial
+check_eq "the mount's read-ahead is 1 MiB" 1024 "$(cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb")"
 check_eq "sequential read gets the right bytes" "$(sha < "$E2E_TMP/big")" "$(sha < "$MNT/big")"
 unmount_fs "$MNT" "$MNT_PID"
 check_eq "the sequential read fetched the object once" $((96 << 20)) \
