@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "fs/descriptors.h"
 #include "fs/filesystem.h"
 #include "fs/handles.h"
 #include "s3/log.h"
@@ -152,8 +153,13 @@ void FileSystem::Write(fuse_req_t req, const char* buf, size_t size, off_t offse
 void FileSystem::Flush(fuse_req_t req, fuse_file_info* fi) {
   FileHandle* handle = GetFileHandle(fi);
   if (!handle->writer) return (void)fuse_reply_err(req, 0);
-  Status s = handle->writer->Flush();
-  if (!s.ok()) LOG_ERROR("close: %s", s.ToString().c_str());
+  // Not the caller's last descriptor of the file (a shell's `>` closes the one it dup2()ed
+  // away before anything is written): the close of the last one writes the file back.
+  Status s;
+  if (!HoldsWriter(fuse_req_ctx(req)->pid, mount_root_, handle->ino)) {
+    s = handle->writer->Flush();
+    if (!s.ok()) LOG_ERROR("close: %s", s.ToString().c_str());
+  }
   // Whatever happened, the name cache must show the local size now.
   if (std::optional<InodeInfo> inode = inodes_.Get(handle->ino)) {
     NoteFileChanged(handle->ino, inode->path);
