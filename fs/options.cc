@@ -333,6 +333,10 @@ Cache options:
   -o file_prefetch=N     when files of a directory are opened in order (cat dir/*, cp -r),
                          fetch the next N files of up to 8 MiB in the background
                          (default 4; 0: off)
+  -o read_ahead=SIZE     the kernel's read-ahead for the mount (default 1M; needs root, else
+                         the kernel's 128K stays; 0: leave it)
+  -o max_read=SIZE       the largest read request the kernel sends (default 512K, the most
+                         that libfuse can splice; up to 1M)
 
 Write-back:
   -o write_back=sync|async  sync (default): close returns once S3 has the file, or fails with
