@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # mount -t fuse.s3cachefs and an /etc/fstab line (read from a private fstab file with mount -T)
 # mount a bucket:prefix like the command line does; umount unmounts. Needs root for mount(8).
-source "$(dirname "$0")/lib.sh" "$1"
 if [[ $(id -u) -ne 0 ]]; then echo "SKIP: mount(8) needs root"; exit 0; fi
+# mount(8) clears PATH before it runs mount.fuse3, so the binary named by the type is looked up
+# only in the standard directories (/usr/local/sbin first). To mount the binary under test, and
+# not whatever is installed, the test runs in a private mount namespace where a directory holding
+# it is bind-mounted over /usr/local/sbin: nothing outside the test sees the change.
+if [[ -z ${S3CACHEFS_E2E_NS:-} ]]; then
+  S3CACHEFS_E2E_NS=1 exec unshare --mount --propagation private "$0" "$@"
+fi
+source "$(dirname "$0")/lib.sh" "$1"
 start_server
 make_bucket fstab
 echo "via fstab" > "$E2E_TMP/x"
 awsq s3 cp --quiet "$E2E_TMP/x" s3://fstab/pre/fix/file.txt
-# mount.fuse3 runs the binary named by the type from PATH.
 mkdir -p "$E2E_TMP/bin" "$E2E_TMP/m1" "$E2E_TMP/m2"
 ln -s "$E2E_BIN" "$E2E_TMP/bin/s3cachefs"
-export PATH="$E2E_TMP/bin:$PATH"
+mount --bind "$E2E_TMP/bin" /usr/local/sbin
+E2E_AFTER+=("umount /usr/local/sbin")
 
 mount -t fuse.s3cachefs fstab:pre "$E2E_TMP/m1" -o "endpoint=$E2E_ENDPOINT,cache_dir=$E2E_TMP/c1,_netdev,nofail"
 E2E_MOUNTS+=("$E2E_TMP/m1")
