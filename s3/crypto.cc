@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <vector>
 
 namespace s3cachefs::s3 {
 
@@ -74,11 +73,14 @@ Result<std::string> Sha256HexOfRegion(const FileRegion& region) {
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
     return Status::Error(ENOMEM, "cannot create a SHA-256 context");
   }
-  std::vector<char> buf(1 << 20);
+  // Sized to the region (a 4 KiB file does not need a 1 MiB buffer) and left uninitialised:
+  // zeroing a fresh 1 MiB for every small upload cost more than hashing it.
+  const size_t buf_size = static_cast<size_t>(std::clamp<uint64_t>(region.length, 1, 1 << 20));
+  std::unique_ptr<char[]> buf = std::make_unique_for_overwrite<char[]>(buf_size);
   uint64_t done = 0;
   while (done < region.length) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), region.length - done));
-    const ssize_t n = pread(region.fd, buf.data(), want, static_cast<off_t>(region.offset + done));
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf_size, region.length - done));
+    const ssize_t n = pread(region.fd, buf.get(), want, static_cast<off_t>(region.offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
@@ -87,7 +89,7 @@ Result<std::string> Sha256HexOfRegion(const FileRegion& region) {
     if (n == 0) {
       return Status::Error(EIO, "upload body file is shorter than the region to send");
     }
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    EVP_DigestUpdate(ctx.get(), buf.get(), static_cast<size_t>(n));
     done += static_cast<uint64_t>(n);
   }
   unsigned char out[EVP_MAX_MD_SIZE];
