@@ -22,7 +22,7 @@ class CacheAdminTest : public BudgetTest {
   void Fill() {
     OpenCache();
     for (int i = 0; i < 3; ++i) {
-      Seed(i, static_cast<uint64_t>(i + 1));
+      Seed(i, static_cast<uint64_t>(i) + 1);
       ReadAndSettle("obj" + std::to_string(i));
       Advance(1s);
     }

@@ -77,7 +77,8 @@ Status ObjectCacheImpl::Reconcile() {
     while (struct dirent* e = ::readdir(dir.get())) {
       std::string name = e->d_name;
       if (name == "." || name == "..") continue;
-      std::string path = shard_path + "/" + name;
+      std::string path = shard_path;
+      path.append("/").append(name);
       Result<std::optional<IndexEntry>> row = index_->GetByFileName(name);
       if (!row.ok()) return row.status();
       struct stat st;

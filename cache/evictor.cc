@@ -80,13 +80,14 @@ std::string FormatBytes(uint64_t bytes) {
   return buf;
 }
 
-Evictor::Evictor(Index* index, std::string cache_dir, CacheBudget budget, EvictorHooks hooks)
+Evictor::Evictor(Index* index, const std::string& cache_dir, CacheBudget budget, EvictorHooks hooks)
     : index_(index),
       objects_dir_(cache_dir + "/objects"),
       budget_(budget),
       hooks_(std::move(hooks)) {
-  if (!hooks_.is_pinned)
+  if (!hooks_.is_pinned) {
     hooks_.is_pinned = [](const std::string&, const std::string&) { return false; };
+  }
   if (!hooks_.flush_times) hooks_.flush_times = [] {};
   if (!hooks_.disk_space) hooks_.disk_space = [cache_dir] { return StatDiskSpace(cache_dir); };
   if (!hooks_.clock) hooks_.clock = [] { return std::chrono::system_clock::now(); };

@@ -93,7 +93,7 @@ struct EvictorCounters {
 class Evictor {
  public:
   // index must outlive the Evictor. Files are <cache_dir>/objects/<ab>/<file_name>.
-  Evictor(Index* index, std::string cache_dir, CacheBudget budget, EvictorHooks hooks);
+  Evictor(Index* index, const std::string& cache_dir, CacheBudget budget, EvictorHooks hooks);
   ~Evictor();  // Stop()
   Evictor(const Evictor&) = delete;
   Evictor& operator=(const Evictor&) = delete;

@@ -148,6 +148,7 @@ TEST_F(ObjectCacheTest, EightThreadsShareOneDownload) {
   std::latch start(8);
   std::atomic<int> good{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&] {
       start.arrive_and_wait();

@@ -77,7 +77,7 @@ std::string ParseArgs(int argc, char** argv, Args* out) {
       out->size = *size;
     } else if (arg == "--repair" && !has_value) {
       out->repair = true;
-    } else if (arg.rfind("-", 0) == 0) {
+    } else if (arg.rfind('-', 0) == 0) {
       return "unknown option " + arg;
     } else if (out->command.empty()) {
       out->command = arg;

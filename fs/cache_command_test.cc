@@ -15,6 +15,7 @@ namespace {
 int RunCmd(std::initializer_list<std::string> args) {
   std::vector<std::string> strings(args);
   std::vector<char*> argv;
+  argv.reserve(strings.size());
   for (std::string& s : strings) argv.push_back(s.data());
   return RunCacheCommand(static_cast<int>(argv.size()), argv.data());
 }

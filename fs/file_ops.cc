@@ -64,7 +64,9 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
     file_prefetcher_.Opened(inode->path);
   }
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
-  if (fuse_reply_open(req, fi) == 0) handle.release();
+  if (fuse_reply_open(req, fi) == 0) {
+    static_cast<void>(handle.release());  // the kernel holds it until release
+  }
 }
 
 void FileSystem::Create(fuse_req_t req, Ino parent, const char* name, mode_t mode,
@@ -92,7 +94,7 @@ void FileSystem::Create(fuse_req_t req, Ino parent, const char* name, mode_t mod
   handle->writer = *writer;
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
   if (fuse_reply_create(req, &e, fi) == 0) {
-    handle.release();
+    static_cast<void>(handle.release());  // the kernel holds it until release
   } else {
     inodes_.Forget(e.ino, 1);
   }

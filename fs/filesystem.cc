@@ -255,7 +255,9 @@ void FileSystem::OpenDir(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   handle->path = inode->path;
   handle->entries = std::move(*entries);
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
-  if (fuse_reply_open(req, fi) == 0) handle.release();
+  if (fuse_reply_open(req, fi) == 0) {
+    static_cast<void>(handle.release());  // the kernel holds it until release
+  }
 }
 
 void FileSystem::ReadDir(fuse_req_t req, Ino ino, size_t size, off_t offset, fuse_file_info* fi,

@@ -28,10 +28,10 @@ struct FileHandle {
 };
 
 inline FileHandle* GetFileHandle(const fuse_file_info* fi) {
-  return reinterpret_cast<FileHandle*>(fi->fh);
+  return reinterpret_cast<FileHandle*>(fi->fh);  // NOLINT(performance-no-int-to-ptr): FUSE's fh
 }
 inline DirHandle* GetDirHandle(const fuse_file_info* fi) {
-  return reinterpret_cast<DirHandle*>(fi->fh);
+  return reinterpret_cast<DirHandle*>(fi->fh);  // NOLINT(performance-no-int-to-ptr): FUSE's fh
 }
 
 inline void ReplyStatus(fuse_req_t req, const Status& status) {

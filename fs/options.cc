@@ -281,18 +281,18 @@ Result<MountOptions> ParseMountOptions(int argc, const char* const* argv) {
     has_fsname |= o.rfind("fsname=", 0) == 0;
     has_subtype |= o.rfind("subtype=", 0) == 0;
   }
-  if (!has_fsname) fuse_opts.push_back("fsname=" + source);
-  if (!has_subtype) fuse_opts.push_back("subtype=s3cachefs");
+  if (!has_fsname) fuse_opts.emplace_back("fsname=" + source);
+  if (!has_subtype) fuse_opts.emplace_back("subtype=s3cachefs");
   // Permission checks by the kernel against the modes we report.
-  fuse_opts.push_back("default_permissions");
-  fuse_opts.push_back("max_read=" + std::to_string(opts.max_read));
+  fuse_opts.emplace_back("default_permissions");
+  fuse_opts.emplace_back("max_read=" + std::to_string(opts.max_read));
 
-  opts.fuse_args.push_back(argc > 0 ? argv[0] : "s3cachefs");
+  opts.fuse_args.emplace_back(argc > 0 ? argv[0] : "s3cachefs");
   std::string joined;
   for (const std::string& o : fuse_opts) joined += (joined.empty() ? "" : ",") + o;
-  opts.fuse_args.push_back("-o");
-  opts.fuse_args.push_back(joined);
-  if (opts.debug) opts.fuse_args.push_back("-d");
+  opts.fuse_args.emplace_back("-o");
+  opts.fuse_args.emplace_back(joined);
+  if (opts.debug) opts.fuse_args.emplace_back("-d");
   return opts;
 }
 

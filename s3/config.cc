@@ -139,8 +139,9 @@ Result<ClientConfig> ResolveConfig(const std::string& bucket, const ConfigOverri
 
   if (overrides.anonymous) return config;
 
-  auto take = [&config](std::optional<std::string> id, std::optional<std::string> secret,
-                        std::optional<std::string> token, const std::string& where) -> Status {
+  auto take = [&config](
+                  const std::optional<std::string>& id, const std::optional<std::string>& secret,
+                  const std::optional<std::string>& token, const std::string& where) -> Status {
     if (id.has_value() != secret.has_value()) {
       return Status::Error(EINVAL, where +
                                        " sets only one of the access key id and the secret "

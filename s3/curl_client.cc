@@ -325,8 +325,9 @@ Result<GetResult> CurlClient::GetObject(const GetRequest& request, Sink& sink) {
     call.headers.emplace_back("Range", "bytes=" + std::to_string(request.range->first) + "-" +
                                            std::to_string(request.range->last));
   }
-  if (!request.if_none_match.empty())
+  if (!request.if_none_match.empty()) {
     call.headers.emplace_back("If-None-Match", request.if_none_match);
+  }
   if (!request.if_match.empty()) call.headers.emplace_back("If-Match", request.if_match);
   Result<S3Reply> r = Call(call, &sink);
   if (!r.ok()) return r.status();

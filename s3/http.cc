@@ -260,7 +260,11 @@ HttpResponse HttpClient::Perform(const HttpRequest& request, Sink* sink) {
       headers.reset(next);
     }
   };
-  for (const auto& [name, value] : request.headers) add_header(name + ": " + value);
+  for (const auto& [name, value] : request.headers) {
+    std::string line = name;
+    line.append(": ").append(value);
+    add_header(line);
+  }
   add_header("Expect:");  // no 100-continue round trip before bodies
   add_header("Accept:");
 

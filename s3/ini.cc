@@ -40,7 +40,9 @@ Result<IniFile> ParseIni(const std::string& text, const std::string& path) {
     if (t.empty() || t[0] == '#' || t[0] == ';') continue;
     const bool indented = line[0] == ' ' || line[0] == '\t';
     auto error = [&](const std::string& why) {
-      return Status::Error(EINVAL, path + ":" + std::to_string(line_no) + ": " + why);
+      std::string where = path;
+      where.append(":").append(std::to_string(line_no)).append(": ").append(why);
+      return Status::Error(EINVAL, where);
     };
     if (t[0] == '[') {
       if (t.back() != ']') return error("unterminated section header");
@@ -57,7 +59,9 @@ Result<IniFile> ParseIni(const std::string& text, const std::string& path) {
     const std::string value = Trim(t.substr(eq + 1));
     if (key.empty()) return error("empty key");
     if (indented && !nested_parent.empty()) {
-      ini[section][nested_parent + "." + key] = value;
+      std::string nested_key = nested_parent;
+      nested_key.append(".").append(key);
+      ini[section][nested_key] = value;
       continue;
     }
     ini[section][key] = value;

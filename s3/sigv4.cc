@@ -64,7 +64,7 @@ std::string CanonicalRequest(const SigningRequest& request) {
   std::string out =
       request.method + "\n" + request.canonical_uri + "\n" + request.canonical_query + "\n";
   for (const auto& [name, value] : CanonicalHeaders(request.headers)) {
-    out += name + ":" + value + "\n";
+    out.append(name).append(":").append(value).append("\n");
   }
   out += "\n" + SignedHeaderNames(request) + "\n" + request.payload_hash;
   return out;

@@ -21,7 +21,7 @@ int ClosedPort() {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  static_cast<void>(bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)));
   socklen_t len = sizeof(addr);
   getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
   close(s);
@@ -117,11 +117,12 @@ TEST_F(S3ClientErrorsTest, ConcurrentGetsShareThePool) {
   auto client = MakeClient(config);
   ASSERT_TRUE(client);
   std::vector<std::thread> threads;
+  threads.reserve(8);
   std::atomic<int> good{0};
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 10; ++i) {
-        const uint64_t first = static_cast<uint64_t>(t * 1000 + i * 10);
+        const uint64_t first = static_cast<uint64_t>(t) * 1000 + static_cast<uint64_t>(i) * 10;
         s3::StringSink sink;
         Result<s3::GetResult> r =
             client->GetObject({"obj", s3::ByteRange{first, first + 999}, "", ""}, sink);

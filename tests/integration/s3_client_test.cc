@@ -402,7 +402,9 @@ TEST_F(S3ClientTest, OddKeysPutByClientReadByAwsCli) {
       RunAwsCli({"s3", "cp", "--recursive", "--only-show-errors", "s3://" + bucket + "/out/", dl});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const std::string& key : OddKeys()) {
-    EXPECT_EQ(ReadFile(dl + "/" + key), "body of " + key) << "[" << key << "]";
+    std::string path = dl;
+    path.append("/").append(key);
+    EXPECT_EQ(ReadFile(path), "body of " + key) << "[" << key << "]";
   }
   // One key also through s3api, byte for byte.
   EXPECT_EQ(AwsGet(bucket, "out/all !*'();:@&$,?=+ end"), "body of all !*'();:@&$,?=+ end");

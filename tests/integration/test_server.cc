@@ -103,10 +103,12 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
     if (x.find('=') != std::string::npos) env_strings.push_back(x);  // "NAME" alone unsets
   }
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (std::string& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<std::string> args = argv;
   std::vector<char*> argp;
+  argp.reserve(args.size() + 1);
   for (std::string& s : args) argp.push_back(s.data());
   argp.push_back(nullptr);
 
@@ -159,7 +161,7 @@ CommandResult RunAwsCli(const std::vector<std::string>& args, const std::string&
 }
 
 std::string MakeBucket(const std::string& hint) {
-  const std::string name = hint + "-" + std::to_string(++g_bucket_seq);
+  std::string name = hint + "-" + std::to_string(++g_bucket_seq);
   CommandResult r = RunAwsCli({"s3api", "create-bucket", "--bucket", name});
   EXPECT_EQ(r.exit_code, 0) << "create-bucket " << name << ": " << r.err;
   return name;
@@ -192,7 +194,7 @@ std::unique_ptr<s3::Client> MakeClient(const std::string& bucket) {
 }
 
 std::string WriteScratchFile(const std::string& name, const std::string& data) {
-  const std::string path = g_scratch + "/" + name;
+  std::string path = g_scratch + "/" + name;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   std::ofstream(path, std::ios::binary) << data;
   return path;
@@ -254,7 +256,7 @@ std::string AwsGet(const std::string& bucket, const std::string& key,
   const std::string out = ScratchDir() + "/aws-get-" + std::to_string(++n);
   std::vector<std::string> args = {"s3api", "get-object", "--bucket", bucket, "--key", key};
   if (!extra_range.empty()) {
-    args.push_back("--range");
+    args.emplace_back("--range");
     args.push_back(extra_range);
   }
   args.push_back(out);
