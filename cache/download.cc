@@ -465,14 +465,12 @@ void Download::AdvanceHash() {
         // Read back from the page cache the bytes just written; 1 MiB at a time. The buffer is
         // made once per download and not zeroed: zeroing 1 MiB each time cost more than the
         // MD5 of a 64 KiB object.
-        if (!hash_buf_) {
-          hash_buf_size_ = static_cast<size_t>(std::clamp<uint64_t>(size_, 1, 1 << 20));
-          hash_buf_ = std::make_unique_for_overwrite<char[]>(hash_buf_size_);
-        }
+        const size_t buf_size = static_cast<size_t>(std::clamp<uint64_t>(size_, 1, 1 << 20));
+        if (!hash_buf_) hash_buf_ = std::make_unique_for_overwrite<char[]>(buf_size);
         uint64_t pos = hashed_ * params_.block_size;
         uint64_t end = std::min(size_, (hashed_ + run) * params_.block_size);
         while (pos < end) {
-          size_t want = static_cast<size_t>(std::min<uint64_t>(hash_buf_size_, end - pos));
+          size_t want = static_cast<size_t>(std::min<uint64_t>(buf_size, end - pos));
           ssize_t n = ::pread(read_fd_.get(), hash_buf_.get(), want, static_cast<off_t>(pos));
           if (n <= 0) {
             Status s = n < 0 ? ErrnoStatus(errno, "cannot read back", params_.tmp_path)

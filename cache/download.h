@@ -225,9 +225,8 @@ class Download : public std::enable_shared_from_this<Download> {
   uint64_t hashed_ = 0;  // blocks [0, hashed_) are hashed (or verification is off)
   std::unique_ptr<Md5Stream> md5_;  // null when the ETag is not an MD5 or verify is off
   // Read-back buffer of the MD5 (guarded by hash_mu_): allocated on first use, uninitialised,
-  // min(1 MiB, object size).
+  // min(1 MiB, size_) bytes (size_ is known before anything is hashed).
   std::unique_ptr<char[]> hash_buf_;
-  size_t hash_buf_size_ = 0;
 };
 
 // A fixed set of threads fetching blocks for all downloads, at most per_object requests at once
