@@ -385,6 +385,11 @@ Status Download::WaitVerified(std::chrono::steady_clock::time_point deadline) {
   return Status::Ok();
 }
 
+bool Download::verified() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return verified_ && phase_ != Phase::kFailed;
+}
+
 Status Download::WaitDone(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!cv_.wait_until(lock, deadline, [this] {

@@ -115,6 +115,8 @@ class Download : public std::enable_shared_from_this<Download> {
   // Waits until every byte is in and the size and (if applicable) MD5 are checked. Returns
   // the download's error if it failed, ETIMEDOUT at deadline.
   Status WaitVerified(std::chrono::steady_clock::time_point deadline);
+  // Every byte is in and checked (the commit may still be running), and it did not fail.
+  bool verified() const;
 
   // Waits until the download is over: committed (or not kept), failed, or answered 304.
   // Returns the download's error if it failed, ETIMEDOUT at deadline.
@@ -188,6 +190,7 @@ class Download : public std::enable_shared_from_this<Download> {
   // Wakes the block waiters whose blocks are now all in, of those overlapping [first, last).
   // Called with mu_ held.
   void NotifyBlocksLocked(uint64_t first, uint64_t last);
+  uint64_t WriteUnit() const;  // bytes per write of a body into the file
   uint64_t BlockLength(uint64_t index) const;
 
   const DownloadParams params_;

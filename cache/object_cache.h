@@ -148,6 +148,9 @@ class ObjectHandle {
   // with ETIMEDOUT when the reader's deadline passes (the download goes on for others) and with
   // the download's error (EIO, ENOENT, ...) when it failed.
   virtual Status WaitReadable(uint64_t offset, uint64_t length) = 0;
+  // True when fd() holds the whole object, checked: nothing will be added to it (a cached
+  // copy, or a download that finished).
+  virtual bool complete() const { return false; }
 };
 
 class ObjectCache {

@@ -75,6 +75,7 @@ class CachedHandle : public ObjectHandle {
   const std::string& etag() const override { return etag_; }
   time_t mtime() const override { return mtime_; }
   Status WaitReadable(uint64_t, uint64_t) override { return Status::Ok(); }
+  bool complete() const override { return true; }
 
  private:
   UniqueFd fd_;
@@ -107,6 +108,8 @@ class DownloadHandle : public ObjectHandle {
   const std::string& etag() const override { return download_->etag(); }
   time_t mtime() const override { return download_->mtime(); }
   Status WaitReadable(uint64_t offset, uint64_t length) override;
+  // A finished, checked download: its file is the object, whether or not committed yet.
+  bool complete() const override { return download_->verified(); }
   Download& download() const { return *download_; }
 
  private:

@@ -12,6 +12,19 @@
 
 namespace s3cachefs::fs {
 
+bool FileSystem::BeginOpen(fuse_req_t req, FileHandle& handle, const std::string& path,
+                           int backing_fd, int32_t* backing_id) {
+  handle.mode = passthrough_.Begin(handle.ino, backing_fd, backing_id);
+  if (handle.mode != OpenMode::kConflict) return true;
+  LOG_WARN(
+      "open %s: busy: it is open for reading through passthrough, and this open cannot "
+      "share that (a writer, or a newer version in S3); it succeeds once those readers "
+      "close, or with -o passthrough=0",
+      path.c_str());
+  fuse_reply_err(req, EBUSY);
+  return false;
+}
+
 void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   std::optional<InodeInfo> inode = inodes_.Get(ino);
   if (!inode) return (void)fuse_reply_err(req, ESTALE);
@@ -21,12 +34,16 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   auto handle = std::make_unique<FileHandle>();
   handle->ino = ino;
 
+  int32_t backing_id = 0;
   if (writing) {
     if (Status s = CheckWritable(); !s.ok()) return ReplyStatus(req, s);
+    // Counted before anything changes: a writer that cannot be opened must not truncate.
+    if (!BeginOpen(req, *handle, inode->path, -1, &backing_id)) return;
     // O_TRUNC never downloads the old body; other writes start from the whole current one.
     Result<std::shared_ptr<cache::WritableFile>> writer =
         objects_.OpenWrite(key, (fi->flags & O_TRUNC) != 0, false, HintFor(inode->attr));
     if (!writer.ok()) {
+      passthrough_.End(ino, handle->mode);
       LOG_WARN("open %s for writing: %s", inode->path.c_str(), writer.status().ToString().c_str());
       return ReplyStatus(req, writer.status());
     }
@@ -62,10 +79,19 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
     }
     handle->reader = h;
     file_prefetcher_.Opened(inode->path);
+    // A complete cached copy can be read by the kernel itself (fs/passthrough.h).
+    if (!BeginOpen(req, *handle, inode->path, h->complete() ? h->fd() : -1, &backing_id)) return;
   }
+  // The kernel takes no other open flag with passthrough: its page cache is not used anyway.
+  if (handle->mode == OpenMode::kPassthrough) fi->keep_cache = 0;
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
-  if (fuse_reply_open(req, fi) == 0) {
+  const int rc = handle->mode == OpenMode::kPassthrough
+                     ? Passthrough::ReplyOpen(req, fi, backing_id)
+                     : fuse_reply_open(req, fi);
+  if (rc == 0) {
     static_cast<void>(handle.release());  // the kernel holds it until release
+  } else {
+    passthrough_.End(ino, handle->mode);
   }
 }
 
@@ -92,10 +118,13 @@ void FileSystem::Create(fuse_req_t req, Ino parent, const char* name, mode_t mod
   auto handle = std::make_unique<FileHandle>();
   handle->ino = e.ino;
   handle->writer = *writer;
+  int32_t unused_id = 0;
+  if (!BeginOpen(req, *handle, *path, -1, &unused_id)) return inodes_.Forget(e.ino, 1);
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
   if (fuse_reply_create(req, &e, fi) == 0) {
     static_cast<void>(handle.release());  // the kernel holds it until release
   } else {
+    passthrough_.End(e.ino, handle->mode);
     inodes_.Forget(e.ino, 1);
   }
 }
@@ -177,6 +206,7 @@ void FileSystem::Fsync(fuse_req_t req, fuse_file_info* fi) {
 
 void FileSystem::Release(fuse_req_t req, fuse_file_info* fi) {
   std::unique_ptr<FileHandle> handle(GetFileHandle(fi));
+  passthrough_.End(handle->ino, handle->mode);
   if (handle->writer) {
     // Normally a no-op: the last close's flush wrote it back. Catches writes after that flush
     // (through a descriptor inherited past close, or mmap).

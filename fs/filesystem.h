@@ -24,6 +24,7 @@
 #include "cache/object_cache.h"
 #include "fs/inode_table.h"
 #include "fs/options.h"
+#include "fs/passthrough.h"
 
 namespace s3cachefs::fs {
 
@@ -41,6 +42,8 @@ class FileSystem {
 
   // Must be called once the session exists, before the loop runs (used for notifications).
   void SetSession(fuse_session* session) { session_ = session; }
+  // Passthrough of complete cached files: Install() it on the mounted session.
+  Passthrough& passthrough() { return passthrough_; }
 
   // Operation handlers (public for the static trampolines in Operations()).
   void Init(fuse_conn_info* conn);
@@ -79,6 +82,10 @@ class FileSystem {
   Status CheckWritable() const;
   // The metadata of a new file or directory (type_bits S_IFREG or S_IFDIR) made by req.
   static cache::FileMeta NewMeta(fuse_req_t req, mode_t type_bits, mode_t mode);
+  // Counts a new open of handle.ino in passthrough_ and sets handle.mode; on a conflict it
+  // replies EBUSY and returns false (fs/passthrough.h).
+  bool BeginOpen(fuse_req_t req, struct FileHandle& handle, const std::string& path, int backing_fd,
+                 int32_t* backing_id);
   // Publishes a file's new local state to the name cache and the kernel.
   void NoteFileChanged(Ino ino, const std::string& path);
   Status RenameDirectory(const std::string& from, const std::string& to);
@@ -89,6 +96,7 @@ class FileSystem {
   InodeTable inodes_;
   cache::DirPrefetcher prefetcher_;  // lists ahead of tree walks; joined when we are destroyed
   cache::FilePrefetcher file_prefetcher_;  // fetches ahead of directory scans; likewise
+  Passthrough passthrough_;
   fuse_session* session_ = nullptr;
   const time_t mount_time_;
   const double attr_timeout_;  // seconds, for attributes and entries

@@ -58,14 +58,16 @@ Status CheckMountpoint(const std::string& mountpoint) {
 }
 
 // One line of counters, read by the end-to-end tests and by operators.
-void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
+void LogStats(const s3::Client& client, const cache::ObjectCache& objects,
+              const Passthrough& passthrough) {
   const s3::ClientStats& s = client.stats();
   const cache::CacheCounters c = objects.counters();
   LOG_INFO(
       "stats: requests=%llu get_requests=%llu bytes_received=%llu not_modified=%llu "
       "list_requests=%llu head_requests=%llu put_requests=%llu bytes_sent=%llu retries=%llu "
       "errors=%llu hits=%llu revalidated=%llu misses=%llu downloads=%llu prefetches=%llu "
-      "bytes_downloaded=%llu evictions=%llu not_kept=%llu uploads=%llu write_syncs=%llu",
+      "bytes_downloaded=%llu evictions=%llu not_kept=%llu uploads=%llu write_syncs=%llu "
+      "passthrough_opens=%llu",
       static_cast<unsigned long long>(s.requests.load()),
       static_cast<unsigned long long>(s.get_requests.load()),
       static_cast<unsigned long long>(s.bytes_received.load()),
@@ -80,7 +82,8 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects) {
       static_cast<unsigned long long>(c.downloads), static_cast<unsigned long long>(c.prefetches),
       static_cast<unsigned long long>(c.bytes_downloaded),
       static_cast<unsigned long long>(c.evictions), static_cast<unsigned long long>(c.not_kept),
-      static_cast<unsigned long long>(c.uploads), static_cast<unsigned long long>(c.write_syncs));
+      static_cast<unsigned long long>(c.uploads), static_cast<unsigned long long>(c.write_syncs),
+      static_cast<unsigned long long>(passthrough.opens()));
 }
 
 int Run(const MountOptions& opts, Daemon& daemon) {
@@ -144,6 +147,9 @@ int Run(const MountOptions& opts, Daemon& daemon) {
     fuse_session_destroy(session);
     return Fail("cannot mount on " + opts.mountpoint + " (see the message above)");
   }
+  if (Status s = filesystem.passthrough().Install(session, opts.passthrough); !s.ok()) {
+    LOG_WARN("%s", s.ToString().c_str());
+  }
   LOG_INFO("mounted %s on %s", opts.bucket.c_str(), opts.mountpoint.c_str());
   if (opts.read_ahead > 0) {
     // Without it sequential reads reach us in 128 KiB pieces. Not fatal: it needs root.
@@ -175,7 +181,7 @@ int Run(const MountOptions& opts, Daemon& daemon) {
       rc = 1;
     }
   }
-  LogStats(**client, **objects);
+  LogStats(**client, **objects, filesystem.passthrough());
   return rc == 0 ? 0 : 1;
 }
 

@@ -124,6 +124,9 @@ Status ApplyOption(const std::string& option, MountOptions& opts,
   } else if (name == "verify_md5") {
     if (value != "0" && value != "1") return Invalid("verify_md5 must be 0 or 1");
     opts.verify_md5 = value == "1";
+  } else if (name == "passthrough") {
+    if (value != "0" && value != "1") return Invalid("passthrough must be 0 or 1");
+    opts.passthrough = value == "1";
   } else if (name == "write_back") {
     if (value == "sync") {
       opts.write_back_async = false;
@@ -337,6 +340,9 @@ Cache options:
                          the kernel's 128K stays; 0: leave it)
   -o max_read=SIZE       the largest read request the kernel sends (default 512K; up to 1M,
                          but reads above 960K were measured 8 times slower)
+  -o passthrough=0|1     let the kernel read files whose whole object is cached straight from
+                         the cache file (FUSE passthrough: Linux 6.9+, daemon run as root;
+                         default 1, used where available)
 
 Write-back:
   -o write_back=sync|async  sync (default): close returns once S3 has the file, or fails with

@@ -63,6 +63,8 @@ struct MountOptions {
   // read_ahead_kb, 128 KiB unless set; needs root); 0 leaves the kernel's default.
   uint32_t max_read = 512u << 10;
   uint64_t read_ahead = 1u << 20;
+  // Reads of fully cached files served by the kernel from the cache file (fs/passthrough.h).
+  bool passthrough = true;
 
   // Process
   bool foreground = false;

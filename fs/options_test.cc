@@ -56,6 +56,18 @@ TEST(MountOptions, KernelIoSizes) {
   EXPECT_FALSE(Parse({"b", "/m", "-o", "read_ahead=1G"}).ok());
 }
 
+TEST(MountOptions, Passthrough) {
+  Result<MountOptions> d = Parse({"b", "/m"});
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->passthrough);
+  Result<MountOptions> o = Parse({"b", "/m", "-o", "passthrough=0"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_FALSE(o->passthrough);
+  // Ours, not FUSE's: it does not reach the kernel's mount options.
+  EXPECT_EQ(o->fuse_args[2].find("passthrough"), std::string::npos);
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "passthrough=yes"}).ok());
+}
+
 TEST(MountOptions, ErrorsNameTheArgument) {
   Result<MountOptions> o = Parse({"b", "/m", "-o", "revalidate=soon"});
   ASSERT_FALSE(o.ok());

@@ -1,0 +1,68 @@
+// OpenModes: which I/O mode each new open of an inode gets, from the opens still counted on it
+// (see fs/passthrough.h for the kernel's rules). Pure bookkeeping: registering a backing file
+// with the kernel is the caller's, through the functions it passes in, so that this is
+// testable without a mount.
+//
+// The counts lag the kernel's a little: a close() returns before its RELEASE reaches us, so
+// `cat f; echo x >>f` can bring the writer's OPEN while the reader is still counted. Begin
+// therefore waits for such releases: up to conflict_wait before it calls an open a conflict,
+// and up to upgrade_wait for page-cache opens to go before it gives up passthrough.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "fs/inode_table.h"
+
+namespace s3cachefs::fs {
+
+enum class OpenMode : uint8_t { kCached, kPassthrough, kConflict };
+
+// The identity of a cache file: passthrough opens of an inode must all share one.
+struct FileId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const FileId&) const = default;
+};
+
+class OpenModes {
+ public:
+  OpenModes(std::chrono::milliseconds conflict_wait, std::chrono::milliseconds upgrade_wait)
+      : conflict_wait_(conflict_wait), upgrade_wait_(upgrade_wait) {}
+
+  // Registers the backing file of a first passthrough open: its id (> 0), or 0 when it cannot
+  // be used (the open is then a cached one).
+  using RegisterFn = std::function<int32_t()>;
+  using UnregisterFn = std::function<void(int32_t id)>;
+
+  // Chooses and counts the mode of a new open of ino (a kConflict is not counted). backing:
+  // the complete cached file that may serve it, or nullopt when the daemon must (writers,
+  // downloads). For kPassthrough, *backing_id is the id for the reply.
+  OpenMode Begin(Ino ino, std::optional<FileId> backing, const RegisterFn& register_backing,
+                 int32_t* backing_id);
+  // Uncounts an open made by Begin; the backing id of the inode's last passthrough open is
+  // given to unregister.
+  void End(Ino ino, OpenMode mode, const UnregisterFn& unregister);
+
+ private:
+  struct Counts {
+    int cached = 0;       // page-cache opens
+    int passthrough = 0;  // passthrough opens, all on `file`
+    int32_t backing_id = 0;
+    FileId file;
+  };
+  const std::chrono::milliseconds conflict_wait_;
+  const std::chrono::milliseconds upgrade_wait_;
+  std::mutex mu_;
+  std::condition_variable released_;  // an open was uncounted
+  std::unordered_map<Ino, Counts> inodes_;
+};
+
+}  // namespace s3cachefs::fs

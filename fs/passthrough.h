@@ -1,0 +1,89 @@
+// Passthrough: FUSE passthrough (Linux 6.9 and later) for read-only opens of objects whose
+// complete copy is in the cache. The kernel then serves their reads, mmap included, straight
+// from the cache file, as it would a local file: no request reaches the daemon and the page
+// cache is the cache file's own.
+//
+// libfuse 3.14 (Debian 12) predates passthrough, so the two protocol additions it needs are made
+// here, under libfuse, in its custom I/O hooks (fuse_session_custom_io): the INIT reply also
+// announces FUSE_PASSTHROUGH with a stack depth of 1, and an OPEN reply made while Open() has
+// chosen passthrough carries FOPEN_PASSTHROUGH and the id of the cache file registered with
+// FUSE_DEV_IOC_BACKING_OPEN (which needs CAP_SYS_ADMIN). Everything else passes through
+// unchanged; when the kernel does not offer passthrough, or registering fails, opens stay
+// ordinary ones.
+//
+// The kernel puts each inode in one I/O mode at a time and fails (EIO) an open that does not
+// fit it: while an inode has passthrough opens, every new open of it must be a passthrough one
+// on the same backing file, and while it has page-cache (or direct) opens, none may be a
+// passthrough one. Begin() therefore picks the mode from the handles still open on the inode,
+// counted here from open to release (the kernel ends a file's mode before it sends RELEASE,
+// so these counts are never below its own):
+//   - passthrough: a complete cached copy, no other kind of open, and the same cache file as
+//     the passthrough handles already open, if any;
+//   - conflict: any other open while passthrough handles are open — a writer, or a reader of
+//     a newer version of the object. After waiting up to a second for them to close it fails
+//     with EBUSY (the kernel would fail it with EIO); nothing is lost, and it succeeds once
+//     those readers close (or with -o passthrough=0);
+//   - cached: the ordinary open otherwise.
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+#include "fs/inode_table.h"
+#include "fs/open_modes.h"
+#include "s3/status.h"
+
+namespace s3cachefs::fs {
+
+class Passthrough {
+ public:
+  Passthrough() = default;
+  Passthrough(const Passthrough&) = delete;
+  Passthrough& operator=(const Passthrough&) = delete;
+  ~Passthrough();
+
+  // Takes over the session's I/O (its /dev/fuse descriptor stays libfuse's). Call once, after
+  // fuse_session_mount() and before the loop runs. Not enabled: does nothing.
+  Status Install(fuse_session* session, bool enabled);
+
+  // True once the kernel accepted passthrough in INIT.
+  bool negotiated() const;
+  // Opens given to the kernel in passthrough mode so far.
+  uint64_t opens() const { return opens_.load(); }
+
+  // Chooses the mode of a new open of ino and counts it (not a kConflict). backing_fd: the
+  // complete cached file that may serve it, or -1 when it must go through the daemon (writers,
+  // downloads). For kPassthrough, *backing_id is the id to put in the reply (see ReplyOpen).
+  OpenMode Begin(Ino ino, int backing_fd, int32_t* backing_id);
+  // Uncounts an open made with Begin (at release, or when its reply failed).
+  void End(Ino ino, OpenMode mode);
+
+  // fuse_reply_open() with FOPEN_PASSTHROUGH and backing_id in the reply.
+  static int ReplyOpen(fuse_req_t req, const fuse_file_info* fi, int32_t backing_id);
+
+ private:
+  static ssize_t Read(int fd, void* buf, size_t len, void* userdata);
+  static ssize_t Writev(int fd, struct iovec* iov, int count, void* userdata);
+  static ssize_t SpliceSend(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                            unsigned int flags, void* userdata);
+  // Registers fd with the kernel: the id, or 0 when it cannot be used.
+  int32_t Register(int fd);
+  void Unregister(int32_t id);
+
+  int dev_fd_ = -1;  // the session's /dev/fuse descriptor
+
+  mutable std::mutex mu_;
+  bool offered_ = false;      // the kernel's INIT offered passthrough
+  uint64_t init_unique_ = 0;  // the INIT request, whose reply is amended
+  bool negotiated_ = false;
+  bool register_failed_ = false;  // logged once, then opens stay ordinary
+  // A conflicting open waits up to a second for the passthrough opens to go (their RELEASE may
+  // be on its way); one that could be passthrough waits 5 ms for page-cache opens to go.
+  OpenModes modes_{std::chrono::seconds(1), std::chrono::milliseconds(5)};
+  std::atomic<uint64_t> opens_{0};
+};
+
+}  // namespace s3cachefs::fs

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# FUSE passthrough (fs/passthrough.h): once an object is wholly in the cache, the kernel reads it
+# straight from the cache file — proven by reading it while the daemon is stopped, with the page
+# cache dropped. Opens the kernel cannot mix with passthrough ones (a writer, a reader of a
+# newer version) fail with EBUSY while those are open and change nothing; -o passthrough=0
+# turns it off.
+source "$(dirname "$0")/lib.sh" "$1"
+if ! grep -q '^CONFIG_FUSE_PASSTHROUGH=y' <(zcat /proc/config.gz 2>/dev/null) &&
+  ! grep -qs '^CONFIG_FUSE_PASSTHROUGH=y' "/boot/config-$(uname -r)"; then
+  log "SKIP: this kernel has no FUSE passthrough"
+  exit 0
+fi
+start_server
+make_bucket passthru
+head -c $((24 << 20)) /dev/urandom > "$E2E_TMP/data"
+head -c $((100 << 10)) /dev/urandom > "$E2E_TMP/small"
+awsq s3 cp --quiet "$E2E_TMP/data" s3://passthru/data
+awsq s3 cp --quiet "$E2E_TMP/small" s3://passthru/small
+
+# stopped_read FILE PID: opens FILE, stops the daemon PID, drops the page cache and prints the
+# sha256 of FILE read through that descriptor; the daemon is continued before the close (which
+# the daemon answers) and whatever happens. Only the kernel can answer those reads: through the
+# daemon they would hang (killed after 30 s).
+stopped_read() {
+  local out rc=0
+  out=$(timeout -s KILL 30 python3 - "$1" "$2" <<'PY'
+import hashlib, os, signal, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+pid = int(sys.argv[2])
+os.kill(pid, signal.SIGSTOP)
+try:
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("1")
+    h = hashlib.sha256()
+    while True:
+        b = os.read(fd, 1 << 20)
+        if not b:
+            break
+        h.update(b)
+finally:
+    os.kill(pid, signal.SIGCONT)
+os.close(fd)
+print(h.hexdigest())
+PY
+  ) || rc=$?
+  kill -CONT "$2"
+  [[ $rc -eq 0 ]] || return $rc
+  echo "$out"
+}
+
+mount_fs m1 passthru "revalidate=0"
+want=$(sha < "$E2E_TMP/data")
+check_eq "cold read (download) gets the object" "$want" "$(sha < "$MNT/data")"
+check_eq "a cached object is read with the daemon stopped" "$want" "$(stopped_read "$MNT/data" "$MNT_PID")"
+check_eq "mmap of a passthrough file" "$want" "$(python3 -c '
+import hashlib, mmap, sys
+with open(sys.argv[1], "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+    print(hashlib.sha256(m).hexdigest())' "$MNT/data")"
+
+# Opens the kernel cannot mix with passthrough ones fail with EBUSY while those are open, and
+# change nothing: a writer (here an append), and a reader of a newer version of the object.
+small_sha=$(sha < "$E2E_TMP/small")
+check_eq "small, cold" "$small_sha" "$(sha < "$MNT/small")"
+exec 3<"$MNT/small"  # cached now: passthrough
+if echo "appended" 2>"$E2E_TMP/append.err" >>"$MNT/small"; then fail "an append next to a passthrough reader succeeded"; fi
+check "the append failed with EBUSY" grep -q "busy" "$E2E_TMP/append.err"
+check_eq "S3 still has the old file" "$small_sha" "$(awsq s3 cp --quiet s3://passthru/small - | sha)"
+check_eq "the reader still reads it" "$small_sha" "$(sha <&3)"
+exec 3<&-
+echo "appended" >>"$MNT/small" || fail "append once the passthrough reader is closed"
+{ cat "$E2E_TMP/small"; echo "appended"; } > "$E2E_TMP/small2"
+check_eq "S3 has the appended file" "$(sha < "$E2E_TMP/small2")" \
+  "$(awsq s3 cp --quiet s3://passthru/small - | sha)"
+exec 4>>"$MNT/small"
+check_eq "a reader next to an open writer (no passthrough)" "$(sha < "$E2E_TMP/small2")" \
+  "$(sha < "$MNT/small")"
+exec 4>&-
+check_eq "the appended file, cached, read with the daemon stopped" "$(sha < "$E2E_TMP/small2")" \
+  "$(stopped_read "$MNT/small" "$MNT_PID")"
+
+# A newer version in S3 while the old one is open through passthrough (revalidate=0 asks S3 at
+# every open): busy until the old reader closes, then read and served from the cache.
+exec 5<"$MNT/data"
+head -c $((24 << 20)) /dev/urandom > "$E2E_TMP/data2"
+awsq s3 cp --quiet "$E2E_TMP/data2" s3://passthru/data
+if sha <"$MNT/data" 2>/dev/null >/dev/null; then fail "a newer version opened next to a passthrough reader"; fi
+check_eq "the old reader still reads the old version" "$want" "$(sha <&5)"
+exec 5<&-
+check_eq "the new version once the old reader is closed" "$(sha < "$E2E_TMP/data2")" \
+  "$(sha < "$MNT/data")"
+check_eq "new version from the cache, daemon stopped" "$(sha < "$E2E_TMP/data2")" \
+  "$(stopped_read "$MNT/data" "$MNT_PID")"
+unmount_fs "$MNT" "$MNT_PID"
+grep -q "FUSE passthrough on" "$E2E_TMP/m1.log" || fail "the daemon did not log that passthrough is on"
+opens=$(stat_counter "$E2E_TMP/m1.log" passthrough_opens)
+check "passthrough opens counted (got $opens)" test "$opens" -ge 5
+
+mount_fs m2 passthru "passthrough=0,cache_dir=$E2E_TMP/m1.cache"
+check_eq "passthrough=0 still reads the cached object" "$(sha < "$E2E_TMP/data2")" "$(sha < "$MNT/data")"
+unmount_fs "$MNT" "$MNT_PID"
+check_eq "passthrough=0: no passthrough open" 0 "$(stat_counter "$E2E_TMP/m2.log" passthrough_opens)"
+log "PASS"
