@@ -173,9 +173,10 @@ class ObjectCacheImpl : public ObjectCache {
   Status DrainUploads(std::chrono::seconds timeout) override;
   size_t pending_uploads() const override;
 
-  // For WriteHandle (write_back.cc). bracket is the handle's flag, guarded by entry.mu.
+  // For WriteHandle (write_back.cc). bracket is the handle's flag, guarded by entry.mu;
+  // keep_bracket: the handle's writes are unseen (WritableFile::BeginUnseenWrites).
   Status MarkDirty(WriteEntry& entry, bool* bracket);
-  Status Flush(const std::shared_ptr<WriteEntry>& entry, bool* bracket);
+  Status Flush(const std::shared_ptr<WriteEntry>& entry, bool* bracket, bool keep_bracket);
   // Makes entry's local changes survive a power loss: the file's data (fd), its name in its
   // directory and, when it was committed lazily, its DIRTY row, in that order.
   Status SyncLocal(const std::shared_ptr<WriteEntry>& entry, int fd, const std::string& path);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "cache/object_cache_impl.h"
 #include "s3/log.h"
@@ -63,8 +64,14 @@ class WriteHandle : public WritableFile {
   Status Flush() override {
     std::shared_lock<std::shared_mutex> lock(lifeline_->mu);
     if (lifeline_->cache == nullptr) return Shutdown();
-    return lifeline_->cache->Flush(entry_, &bracket_);
+    return lifeline_->cache->Flush(entry_, &bracket_, unseen_.load());
   }
+  Status BeginUnseenWrites() override {
+    Status s = MarkDirty();  // sets our bracket, which Flush keeps from now on
+    if (s.ok()) unseen_.store(true);
+    return s;
+  }
+  void EndUnseenWrites() override { unseen_.store(false); }
   // The key it was opened as (a Rename moves the entry, and later uploads, to the new key).
   const std::string& key() const override { return key_; }
 
@@ -76,8 +83,9 @@ class WriteHandle : public WritableFile {
   const std::shared_ptr<Lifeline> lifeline_;
   const std::shared_ptr<WriteEntry> entry_;
   const std::string key_;
-  const int fd_;          // the entry's; valid for the entry's lifetime
-  bool bracket_ = false;  // MarkDirty since our last Flush; guarded by entry_->mu
+  const int fd_;                     // the entry's; valid for the entry's lifetime
+  bool bracket_ = false;             // MarkDirty since our last Flush; guarded by entry_->mu
+  std::atomic<bool> unseen_{false};  // between Begin/EndUnseenWrites: Flush keeps the bracket
 };
 
 bool ObjectCacheImpl::Pinned(const std::string& key) {
@@ -189,7 +197,8 @@ Status ObjectCacheImpl::MarkDirty(WriteEntry& entry, bool* bracket) {
   return Status::Ok();
 }
 
-Status ObjectCacheImpl::Flush(const std::shared_ptr<WriteEntry>& entry, bool* bracket) {
+Status ObjectCacheImpl::Flush(const std::shared_ptr<WriteEntry>& entry, bool* bracket,
+                              bool keep_bracket) {
   std::string key;
   std::string path;
   int fd;
@@ -197,7 +206,7 @@ Status ObjectCacheImpl::Flush(const std::shared_ptr<WriteEntry>& entry, bool* br
   {
     std::lock_guard<std::mutex> lock(entry->mu);
     changed = *bracket;
-    if (*bracket) {
+    if (*bracket && !keep_bracket) {
       *bracket = false;
       --entry->brackets;
     }

@@ -394,6 +394,39 @@ TEST_F(WriteBackTest, AsyncChangesSurviveShutdownAndUploadAtNextStart) {
   EXPECT_EQ(gets(), gets_before);
 }
 
+// A writer whose writes bypass MarkDirty (FUSE passthrough): every Flush uploads, but the row
+// stays DIRTY until EndUnseenWrites, so a write after a Flush is never behind a CLEAN row; the
+// Flush after EndUnseenWrites uploads the last bytes and may mark it clean.
+TEST_F(WriteBackTest, UnseenWritesKeepTheRowDirtyUntilTheirEnd) {
+  fake_.Seed("shared", "old body");
+  OpenCache();
+  ASSERT_EQ(MustRead("shared"), "old body");
+  std::shared_ptr<WritableFile> f = MustOpenWrite("shared", false, false);
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(f->BeginUnseenWrites().ok());
+  EXPECT_EQ(GetRow("shared").state, 1);
+  auto put = [&](const std::string& data, off_t offset) {
+    ASSERT_EQ(::pwrite(f->fd(), data.data(), data.size(), offset),
+              static_cast<ssize_t>(data.size()));
+  };
+  put("new", 0);
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(fake_.Body("shared"), "new body");
+  EXPECT_EQ(GetRow("shared").state, 1);  // still DIRTY: more unseen writes may come
+  put(" and more", 8);
+  ASSERT_TRUE(f->Flush().ok());  // uploads again although nothing called MarkDirty
+  EXPECT_EQ(fake_.Body("shared"), "new body and more");
+  EXPECT_EQ(GetRow("shared").state, 1);
+  put("NEW", 0);
+  f->EndUnseenWrites();
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(fake_.Body("shared"), "NEW body and more");
+  EXPECT_EQ(GetRow("shared").state, 0);
+  const int puts = fake_.calls(Op::kPut);
+  ASSERT_TRUE(f->Flush().ok());  // nothing unseen any more: no upload
+  EXPECT_EQ(fake_.calls(Op::kPut), puts);
+}
+
 TEST_F(WriteBackTest, DirtyEntrySurvivesForgetAndRevalidationAndWarnsAtUpload) {
   std::string v1 = "version one;";
   fake_.Seed("k", v1);

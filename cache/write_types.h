@@ -62,6 +62,13 @@ class WritableFile {
   // durable locally (fdatasync) and queues the upload. A no-op when nothing changed, or when
   // the key was removed or renamed away meanwhile.
   virtual Status Flush() = 0;
+  // For a writer whose writes reach fd() without MarkDirty (the kernel writes the file itself:
+  // FUSE passthrough). Marks the entry DIRTY now and keeps it DIRTY until EndUnseenWrites:
+  // Flush still uploads, but no upload marks it clean meanwhile (the handle's bracket is kept,
+  // see cache/write_entry.h), so a write after one can never be left behind a CLEAN row. The
+  // Flush after EndUnseenWrites is the one that may.
+  virtual Status BeginUnseenWrites() = 0;
+  virtual void EndUnseenWrites() = 0;
   virtual const std::string& key() const = 0;
 };
 

@@ -13,13 +13,13 @@
 namespace s3cachefs::fs {
 
 bool FileSystem::BeginOpen(fuse_req_t req, FileHandle& handle, const std::string& path,
-                           int backing_fd, int32_t* backing_id) {
-  handle.mode = passthrough_.Begin(handle.ino, backing_fd, backing_id);
+                           int backing_fd, int32_t* backing_id, bool join_only) {
+  handle.mode = passthrough_.Begin(handle.ino, backing_fd, backing_id, join_only);
   if (handle.mode != OpenMode::kConflict) return true;
   LOG_WARN(
       "open %s: busy: it is open for reading through passthrough, and this open cannot "
-      "share that (a writer, or a newer version in S3); it succeeds once those readers "
-      "close, or with -o passthrough=0",
+      "share that (a truncating writer, or a newer version in S3); it succeeds once those "
+      "readers close, or with -o passthrough=0",
       path.c_str());
   fuse_reply_err(req, EBUSY);
   return false;
@@ -37,15 +37,28 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   int32_t backing_id = 0;
   if (writing) {
     if (Status s = CheckWritable(); !s.ok()) return ReplyStatus(req, s);
-    // Counted before anything changes: a writer that cannot be opened must not truncate.
-    if (!BeginOpen(req, *handle, inode->path, -1, &backing_id)) return;
+    // A truncating writer is counted before anything changes: one that cannot be opened must
+    // not truncate. Others once open, so that they can join passthrough readers of their file.
+    const bool truncating = (fi->flags & O_TRUNC) != 0;
+    if (truncating && !BeginOpen(req, *handle, inode->path, -1, &backing_id)) return;
     // O_TRUNC never downloads the old body; other writes start from the whole current one.
     Result<std::shared_ptr<cache::WritableFile>> writer =
-        objects_.OpenWrite(key, (fi->flags & O_TRUNC) != 0, false, HintFor(inode->attr));
+        objects_.OpenWrite(key, truncating, false, HintFor(inode->attr));
     if (!writer.ok()) {
-      passthrough_.End(ino, handle->mode);
+      if (truncating) passthrough_.End(ino, handle->mode);
       LOG_WARN("open %s for writing: %s", inode->path.c_str(), writer.status().ToString().c_str());
       return ReplyStatus(req, writer.status());
+    }
+    if (!truncating &&
+        !BeginOpen(req, *handle, inode->path, (*writer)->fd(), &backing_id, /*join_only=*/true)) {
+      return;
+    }
+    if (handle->mode == OpenMode::kPassthrough) {
+      // The kernel writes the file itself from now on (fs/passthrough.h).
+      if (Status s = (*writer)->BeginUnseenWrites(); !s.ok()) {
+        passthrough_.End(ino, handle->mode);
+        return ReplyStatus(req, s);
+      }
     }
     handle->writer = *writer;
     inodes_.SwapOpenedEtag(ino, "");  // the content is ours now; the kernel's copy may be old
@@ -207,6 +220,10 @@ void FileSystem::Fsync(fuse_req_t req, fuse_file_info* fi) {
 void FileSystem::Release(fuse_req_t req, fuse_file_info* fi) {
   std::unique_ptr<FileHandle> handle(GetFileHandle(fi));
   passthrough_.End(handle->ino, handle->mode);
+  if (handle->writer && handle->mode == OpenMode::kPassthrough) {
+    // Its file description is gone: no more writes the daemon does not see.
+    handle->writer->EndUnseenWrites();
+  }
   if (handle->writer) {
     // Normally a no-op: the last close's flush wrote it back. Catches writes after that flush
     // (through a descriptor inherited past close, or mmap).

@@ -85,7 +85,7 @@ class FileSystem {
   // Counts a new open of handle.ino in passthrough_ and sets handle.mode; on a conflict it
   // replies EBUSY and returns false (fs/passthrough.h).
   bool BeginOpen(fuse_req_t req, struct FileHandle& handle, const std::string& path, int backing_fd,
-                 int32_t* backing_id);
+                 int32_t* backing_id, bool join_only = false);
   // Publishes a file's new local state to the name cache and the kernel.
   void NoteFileChanged(Ino ino, const std::string& path);
   Status RenameDirectory(const std::string& from, const std::string& to);

@@ -4,7 +4,7 @@
 namespace s3cachefs::fs {
 
 OpenMode OpenModes::Begin(Ino ino, std::optional<FileId> backing,
-                          const RegisterFn& register_backing, int32_t* backing_id) {
+                          const RegisterFn& register_backing, int32_t* backing_id, bool join_only) {
   std::unique_lock<std::mutex> lock(mu_);
   const auto start = std::chrono::steady_clock::now();
   const auto upgrade_deadline = start + upgrade_wait_;
@@ -18,7 +18,7 @@ OpenMode OpenModes::Begin(Ino ino, std::optional<FileId> backing,
         *backing_id = c.backing_id;
         return OpenMode::kPassthrough;
       }
-      if (c.passthrough == 0) {
+      if (c.passthrough == 0 && !join_only) {
         if (const int32_t id = register_backing(); id > 0) {
           c.passthrough = 1;
           c.backing_id = id;
@@ -27,7 +27,7 @@ OpenMode OpenModes::Begin(Ino ino, std::optional<FileId> backing,
           return OpenMode::kPassthrough;
         }
       }
-    } else if (backing && c.passthrough == 0 && now < upgrade_deadline) {
+    } else if (backing && !join_only && c.passthrough == 0 && now < upgrade_deadline) {
       released_.wait_until(lock, upgrade_deadline);  // a page-cache open may be on its way out
       continue;
     }

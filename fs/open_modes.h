@@ -43,10 +43,12 @@ class OpenModes {
   using UnregisterFn = std::function<void(int32_t id)>;
 
   // Chooses and counts the mode of a new open of ino (a kConflict is not counted). backing:
-  // the complete cached file that may serve it, or nullopt when the daemon must (writers,
-  // downloads). For kPassthrough, *backing_id is the id for the reply.
+  // the complete cached file that may serve it, or nullopt when the daemon must (truncating
+  // writers, downloads). join_only: passthrough only by joining the passthrough opens of the
+  // same file already there (a writer, whose writes the daemon would then not see). For
+  // kPassthrough, *backing_id is the id for the reply.
   OpenMode Begin(Ino ino, std::optional<FileId> backing, const RegisterFn& register_backing,
-                 int32_t* backing_id);
+                 int32_t* backing_id, bool join_only = false);
   // Uncounts an open made by Begin; the backing id of the inode's last passthrough open is
   // given to unregister.
   void End(Ino ino, OpenMode mode, const UnregisterFn& unregister);

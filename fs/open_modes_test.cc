@@ -12,7 +12,8 @@ namespace {
 class OpenModesTest : public ::testing::Test {
  protected:
   // Begin with a registration that hands out ids 1, 2, ... (or fails when refuse_ is set).
-  OpenMode Begin(Ino ino, std::optional<FileId> backing, int32_t* id = nullptr) {
+  OpenMode Begin(Ino ino, std::optional<FileId> backing, int32_t* id = nullptr,
+                 bool join_only = false) {
     int32_t unused = 0;
     return modes_.Begin(
         ino, backing,
@@ -20,7 +21,7 @@ class OpenModesTest : public ::testing::Test {
           ++registered_;
           return refuse_ ? 0 : registered_;
         },
-        id != nullptr ? id : &unused);
+        id != nullptr ? id : &unused, join_only);
   }
   void End(Ino ino, OpenMode mode) {
     modes_.End(ino, mode, [this](int32_t id) { unregistered_.push_back(id); });
@@ -71,6 +72,23 @@ TEST_F(OpenModesTest, NoPassthroughWhileCachedOpensExist) {
   End(7, OpenMode::kCached);
   End(7, OpenMode::kCached);
   EXPECT_EQ(Begin(7, file_a_), OpenMode::kPassthrough);
+}
+
+// Writers pass their file with join_only: they join passthrough readers of that same file,
+// and never start passthrough themselves.
+TEST_F(OpenModesTest, WritersOnlyJoinPassthroughReadersOfTheirFile) {
+  EXPECT_EQ(Begin(7, file_a_, nullptr, true), OpenMode::kCached);
+  EXPECT_EQ(Begin(7, file_a_), OpenMode::kCached);  // a reader next to that writer
+  End(7, OpenMode::kCached);
+  End(7, OpenMode::kCached);
+  EXPECT_EQ(registered_, 0);
+  int32_t reader_id = 0;
+  int32_t writer_id = 0;
+  EXPECT_EQ(Begin(7, file_a_, &reader_id), OpenMode::kPassthrough);
+  EXPECT_EQ(Begin(7, file_a_, &writer_id, true), OpenMode::kPassthrough);
+  EXPECT_EQ(writer_id, reader_id);
+  EXPECT_EQ(Begin(7, file_b_, nullptr, true), OpenMode::kConflict);  // another file
+  EXPECT_EQ(registered_, 1);
 }
 
 TEST_F(OpenModesTest, RefusedRegistrationGivesACachedOpen) {

@@ -152,14 +152,14 @@ void Passthrough::Unregister(int32_t id) {
   }
 }
 
-OpenMode Passthrough::Begin(Ino ino, int backing_fd, int32_t* backing_id) {
+OpenMode Passthrough::Begin(Ino ino, int backing_fd, int32_t* backing_id, bool join_only) {
   std::optional<FileId> backing;
   struct stat st {};
   if (backing_fd >= 0 && negotiated() && ::fstat(backing_fd, &st) == 0) {
     backing = FileId{st.st_dev, st.st_ino};
   }
   const OpenMode mode = modes_.Begin(
-      ino, backing, [&] { return Register(backing_fd); }, backing_id);
+      ino, backing, [&] { return Register(backing_fd); }, backing_id, join_only);
   if (mode == OpenMode::kPassthrough) opens_.fetch_add(1);
   return mode;
 }

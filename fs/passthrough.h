@@ -19,10 +19,14 @@
 // so these counts are never below its own):
 //   - passthrough: a complete cached copy, no other kind of open, and the same cache file as
 //     the passthrough handles already open, if any;
-//   - conflict: any other open while passthrough handles are open — a writer, or a reader of
-//     a newer version of the object. After waiting up to a second for them to close it fails
-//     with EBUSY (the kernel would fail it with EIO); nothing is lost, and it succeeds once
-//     those readers close (or with -o passthrough=0);
+//   - a writer of the same cache file while passthrough handles are open joins them: its
+//     writes go to the file without the daemon seeing them, so the entry is kept DIRTY from
+//     its open to its release (cache::WritableFile::BeginUnseenWrites) and uploaded at each
+//     close as usual, and once more at its release;
+//   - conflict: any other open while passthrough handles are open — a truncating writer, or
+//     a reader of a newer version of the object. After waiting up to a second for them to
+//     close it fails with EBUSY (the kernel would fail it with EIO); nothing is changed, and
+//     it succeeds once those readers close (or with -o passthrough=0);
 //   - cached: the ordinary open otherwise.
 #pragma once
 
@@ -57,7 +61,7 @@ class Passthrough {
   // Chooses the mode of a new open of ino and counts it (not a kConflict). backing_fd: the
   // complete cached file that may serve it, or -1 when it must go through the daemon (writers,
   // downloads). For kPassthrough, *backing_id is the id to put in the reply (see ReplyOpen).
-  OpenMode Begin(Ino ino, int backing_fd, int32_t* backing_id);
+  OpenMode Begin(Ino ino, int backing_fd, int32_t* backing_id, bool join_only = false);
   // Uncounts an open made with Begin (at release, or when its reply failed).
   void End(Ino ino, OpenMode mode);
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # FUSE passthrough (fs/passthrough.h): once an object is wholly in the cache, the kernel reads it
 # straight from the cache file — proven by reading it while the daemon is stopped, with the page
-# cache dropped. Opens the kernel cannot mix with passthrough ones (a writer, a reader of a
-# newer version) fail with EBUSY while those are open and change nothing; -o passthrough=0
-# turns it off.
+# cache dropped. An appending writer joins passthrough readers (its bytes reach S3); opens that
+# cannot (a truncating writer, a reader of a newer version) fail with EBUSY while those are open
+# and change nothing; -o passthrough=0 turns it off.
 source "$(dirname "$0")/lib.sh" "$1"
 if ! grep -q '^CONFIG_FUSE_PASSTHROUGH=y' <(zcat /proc/config.gz 2>/dev/null) &&
   ! grep -qs '^CONFIG_FUSE_PASSTHROUGH=y' "/boot/config-$(uname -r)"; then
@@ -57,20 +57,27 @@ import hashlib, mmap, sys
 with open(sys.argv[1], "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
     print(hashlib.sha256(m).hexdigest())' "$MNT/data")"
 
-# Opens the kernel cannot mix with passthrough ones fail with EBUSY while those are open, and
-# change nothing: a writer (here an append), and a reader of a newer version of the object.
+# An appending writer next to a passthrough reader of the same cached file joins it: the
+# kernel writes the file itself, S3 gets it at close, and the reader sees the new bytes (one
+# file). A truncating writer cannot join (it would need a new file): EBUSY, nothing changed.
 small_sha=$(sha < "$E2E_TMP/small")
 check_eq "small, cold" "$small_sha" "$(sha < "$MNT/small")"
 exec 3<"$MNT/small"  # cached now: passthrough
-if echo "appended" 2>"$E2E_TMP/append.err" >>"$MNT/small"; then fail "an append next to a passthrough reader succeeded"; fi
-check "the append failed with EBUSY" grep -q "busy" "$E2E_TMP/append.err"
-check_eq "S3 still has the old file" "$small_sha" "$(awsq s3 cp --quiet s3://passthru/small - | sha)"
-check_eq "the reader still reads it" "$small_sha" "$(sha <&3)"
-exec 3<&-
-echo "appended" >>"$MNT/small" || fail "append once the passthrough reader is closed"
+echo "appended" >>"$MNT/small" || fail "append next to a passthrough reader"
 { cat "$E2E_TMP/small"; echo "appended"; } > "$E2E_TMP/small2"
 check_eq "S3 has the appended file" "$(sha < "$E2E_TMP/small2")" \
   "$(awsq s3 cp --quiet s3://passthru/small - | sha)"
+check_eq "the passthrough reader sees the appended bytes" "$(sha < "$E2E_TMP/small2")" "$(sha <&3)"
+if echo "replaced" 2>"$E2E_TMP/trunc.err" >"$MNT/small"; then fail "a truncating writer next to a passthrough reader succeeded"; fi
+check "the truncating writer failed with EBUSY" grep -q "busy" "$E2E_TMP/trunc.err"
+check_eq "S3 still has the appended file" "$(sha < "$E2E_TMP/small2")" \
+  "$(awsq s3 cp --quiet s3://passthru/small - | sha)"
+exec 3<&-
+echo "replaced" >"$MNT/small" || fail "truncating writer once the passthrough reader is closed"
+check_eq "S3 has the replaced file" "$(echo replaced | sha)" \
+  "$(awsq s3 cp --quiet s3://passthru/small - | sha)"
+echo "appended" >>"$MNT/small"
+printf 'replaced\nappended\n' > "$E2E_TMP/small2"
 exec 4>>"$MNT/small"
 check_eq "a reader next to an open writer (no passthrough)" "$(sha < "$E2E_TMP/small2")" \
   "$(sha < "$MNT/small")"
