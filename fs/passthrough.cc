@@ -1,7 +1,6 @@
 // Passthrough: see passthrough.h.
 #include "fs/passthrough.h"
 
-#include <fcntl.h>
 #include <linux/fuse.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>

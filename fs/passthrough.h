@@ -13,10 +13,10 @@
 //
 // The kernel puts each inode in one I/O mode at a time and fails (EIO) an open that does not
 // fit it: while an inode has passthrough opens, every new open of it must be a passthrough one
-// on the same backing file, and while it has page-cache (or direct) opens, none may be a
-// passthrough one. Begin() therefore picks the mode from the handles still open on the inode,
-// counted here from open to release (the kernel ends a file's mode before it sends RELEASE,
-// so these counts are never below its own):
+// on the same backing file, and while it has page-cache opens, none may be a passthrough one.
+// Begin() therefore picks the mode from the handles still open on the inode, counted here from open
+// to release (the kernel ends a file's mode before it sends RELEASE, so these counts are never
+// below its own):
 //   - passthrough: a complete cached copy, no other kind of open, and the same cache file as
 //     the passthrough handles already open, if any;
 //   - a writer of the same cache file while passthrough handles are open joins them: its
