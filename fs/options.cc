@@ -342,8 +342,8 @@ Cache options:
                          but reads above 960K were measured 8 times slower)
   -o passthrough=0|1     let the kernel read files whose whole object is cached straight from
                          the cache file (FUSE passthrough: Linux 6.9+, daemon run as root;
-                         default 1, used where available). Meanwhile a truncating writer or a
-                         reader of a newer version of such a file fails with EBUSY
+                         default 1, used where available). While a file is open that way, a
+                         truncating writer or a reader of a newer version of it gets EBUSY
 
 Write-back:
   -o write_back=sync|async  sync (default): close returns once S3 has the file, or fails with
