@@ -10,7 +10,7 @@
 #include "cache/namespace.h"
 #include "cache/object_cache.h"
 #include "fs/inode_table.h"
-#include "fs/passthrough.h"
+#include "fs/open_modes.h"
 
 namespace s3cachefs::fs {
 
@@ -26,7 +26,7 @@ struct FileHandle {
   Ino ino = 0;
   std::shared_ptr<cache::ObjectHandle> reader;
   std::shared_ptr<cache::WritableFile> writer;
-  OpenMode mode = OpenMode::kCached;  // how the kernel serves it (fs/passthrough.h)
+  OpenMode mode = OpenMode::kCached;  // how the kernel serves it (fs/open_modes.h)
 };
 
 inline FileHandle* GetFileHandle(const fuse_file_info* fi) {

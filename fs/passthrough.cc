@@ -64,8 +64,7 @@ Status Passthrough::Install(fuse_session* session, bool enabled) {
 }
 
 bool Passthrough::negotiated() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return negotiated_;
+  return negotiated_.load();
 }
 
 ssize_t Passthrough::Read(int fd, void* buf, size_t len, void* /*userdata*/) {
@@ -83,10 +82,12 @@ ssize_t Passthrough::Read(int fd, void* buf, size_t len, void* /*userdata*/) {
   std::memcpy(&init, static_cast<const char*>(buf) + sizeof(in), std::min(arg, sizeof(init)));
   const bool offered = arg >= offsetof(fuse_init_in, flags2) + sizeof(init.flags2) &&
                        (init.flags & FUSE_INIT_EXT) != 0 && (init.flags2 & kPassthroughFlag2) != 0;
-  if (!offered) LOG_INFO("FUSE passthrough off: this kernel does not offer it");
-  std::lock_guard<std::mutex> lock(self->mu_);
-  self->offered_ = offered;
-  self->init_unique_ = in.unique;
+  if (!offered) {
+    LOG_INFO("FUSE passthrough off: this kernel does not offer it");
+    return n;
+  }
+  self->init_unique_.store(in.unique);
+  self->init_pending_.store(true);  // after the unique, which Writev reads once it sees this
   return n;
 }
 
@@ -101,19 +102,18 @@ ssize_t Passthrough::Writev(int fd, struct iovec* iov, int count, void* /*userda
       open_out->open_flags |= kOpenPassthrough;
       std::memcpy(&open_out->padding, &t_open_backing_id, sizeof(open_out->padding));
       t_open_backing_id = 0;
-    } else {
-      std::lock_guard<std::mutex> lock(self->mu_);
-      if (self->offered_ && !self->negotiated_ && out.unique == self->init_unique_ &&
-          out.error == 0 && iov[1].iov_len >= kInitOutStackDepthOffset + sizeof(uint32_t)) {
-        auto* init_out = static_cast<fuse_init_out*>(iov[1].iov_base);
-        if ((init_out->flags & FUSE_INIT_EXT) != 0) {
-          init_out->flags2 |= kPassthroughFlag2;
-          const uint32_t depth = 1;  // the cache directory is on a plain local filesystem
-          std::memcpy(static_cast<char*>(iov[1].iov_base) + kInitOutStackDepthOffset, &depth,
-                      sizeof(depth));
-          self->negotiated_ = true;
-          LOG_INFO("FUSE passthrough on: fully cached files are read by the kernel directly");
-        }
+    } else if (self->init_pending_.load() && out.unique == self->init_unique_.load()) {
+      // The INIT reply (libfuse answers INIT on one thread, before any other request).
+      self->init_pending_.store(false);
+      auto* init_out = static_cast<fuse_init_out*>(iov[1].iov_base);
+      if (out.error == 0 && iov[1].iov_len >= kInitOutStackDepthOffset + sizeof(uint32_t) &&
+          (init_out->flags & FUSE_INIT_EXT) != 0) {
+        init_out->flags2 |= kPassthroughFlag2;
+        const uint32_t depth = 1;  // the cache directory is on a plain local filesystem
+        std::memcpy(static_cast<char*>(iov[1].iov_base) + kInitOutStackDepthOffset, &depth,
+                    sizeof(depth));
+        self->negotiated_.store(true);
+        LOG_INFO("FUSE passthrough on: fully cached files are read by the kernel directly");
       }
     }
   }
@@ -126,18 +126,13 @@ ssize_t Passthrough::SpliceSend(int fdin, off_t* offin, int fdout, off_t* offout
 }
 
 int32_t Passthrough::Register(int fd) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (register_failed_) return 0;
-  }
+  if (register_failed_.load()) return 0;
   BackingMap map{};
   map.fd = fd;
   const int id = ::ioctl(dev_fd_, kBackingOpen, &map);
   if (id > 0) return id;
   const int err = errno;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!register_failed_) {
-    register_failed_ = true;
+  if (!register_failed_.exchange(true)) {
     LOG_INFO("passthrough not used: cannot register a cache file with the kernel: %s",
              strerror(err));
   }

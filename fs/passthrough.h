@@ -34,7 +34,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 
 #include "fs/inode_table.h"
 #include "fs/open_modes.h"
@@ -79,11 +78,11 @@ class Passthrough {
 
   int dev_fd_ = -1;  // the session's /dev/fuse descriptor
 
-  mutable std::mutex mu_;
-  bool offered_ = false;      // the kernel's INIT offered passthrough
-  uint64_t init_unique_ = 0;  // the INIT request, whose reply is amended
-  bool negotiated_ = false;
-  bool register_failed_ = false;  // logged once, then opens stay ordinary
+  // Atomics, not a lock: Writev looks at init_pending_ for every reply of every thread.
+  std::atomic<bool> init_pending_{false};  // the kernel offered passthrough; INIT not answered
+  std::atomic<uint64_t> init_unique_{0};   // that INIT request, whose reply is amended
+  std::atomic<bool> negotiated_{false};
+  std::atomic<bool> register_failed_{false};  // logged once, then opens stay ordinary
   // A conflicting open waits up to a second for the passthrough opens to go (their RELEASE may
   // be on its way); one that could be passthrough waits 5 ms for page-cache opens to go.
   OpenModes modes_{std::chrono::seconds(1), std::chrono::milliseconds(5)};
