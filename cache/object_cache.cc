@@ -423,8 +423,10 @@ void ObjectCacheImpl::FlushLoop() {
 }
 
 std::pair<uint64_t, uint64_t> ObjectCacheImpl::ReadaheadRange() const {
-  // A sequential run longer than two FUSE reads of the largest size (1 MiB) starts read-ahead.
-  uint64_t start = std::min<uint64_t>(2ull << 20, config_.readahead_max);
+  // A sequential run of 4 MiB starts read-ahead: longer than the kernel's read-ahead window
+  // (1 MiB) and than two large reads of a random reader that happen to be close together
+  // (direct-I/O reads reach us exactly as the program made them).
+  uint64_t start = std::min<uint64_t>(4ull << 20, config_.readahead_max);
   return {start, std::max(start, config_.readahead_max)};
 }
 

@@ -13,13 +13,13 @@
 namespace s3cachefs::fs {
 
 bool FileSystem::BeginOpen(fuse_req_t req, FileHandle& handle, const std::string& path,
-                           int backing_fd, int32_t* backing_id, bool join_only) {
-  handle.mode = passthrough_.Begin(handle.ino, backing_fd, backing_id, join_only);
+                           int backing_fd, int32_t* backing_id, bool join_only, int reader_fd) {
+  handle.mode = passthrough_.Begin(handle.ino, backing_fd, backing_id, join_only, reader_fd);
   if (handle.mode != OpenMode::kConflict) return true;
   LOG_WARN(
       "open %s: busy: it is open for reading through passthrough, and this open cannot "
-      "share that (a truncating writer, or a newer version in S3); it succeeds once those "
-      "readers close, or with -o passthrough=0",
+      "share that (a truncating writer, or a reader of a newer version in S3); it succeeds "
+      "once those readers close, or with -o passthrough=0",
       path.c_str());
   fuse_reply_err(req, EBUSY);
   return false;
@@ -93,10 +93,17 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
     handle->reader = h;
     file_prefetcher_.Opened(inode->path);
     // A complete cached copy can be read by the kernel itself (fs/passthrough.h).
-    if (!BeginOpen(req, *handle, inode->path, h->complete() ? h->fd() : -1, &backing_id)) return;
+    if (!BeginOpen(req, *handle, inode->path, h->complete() ? h->fd() : -1, &backing_id,
+                   /*join_only=*/false, h->fd())) {
+      return;
+    }
   }
   // The kernel takes no other open flag with passthrough: its page cache is not used anyway.
   if (handle->mode == OpenMode::kPassthrough) fi->keep_cache = 0;
+  if (handle->mode == OpenMode::kDirect) {
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+  }
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
   const int rc = handle->mode == OpenMode::kPassthrough
                      ? Passthrough::ReplyOpen(req, fi, backing_id)

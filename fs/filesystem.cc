@@ -137,6 +137,8 @@ void FileSystem::Init(fuse_conn_info* conn) {
   // Lookups and readdirs of one directory may run at once; they only read shared state.
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_ASYNC_READ);
+  // The pieces of one large direct-I/O read (cold_direct) are sent at once, not one by one.
+  want(FUSE_CAP_ASYNC_DIO);
   want(FUSE_CAP_READDIRPLUS);
   // The kernel drops cached pages when it sees a file's size or mtime change.
   want(FUSE_CAP_AUTO_INVAL_DATA);

@@ -67,7 +67,7 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects,
       "list_requests=%llu head_requests=%llu put_requests=%llu bytes_sent=%llu retries=%llu "
       "errors=%llu hits=%llu revalidated=%llu misses=%llu downloads=%llu prefetches=%llu "
       "bytes_downloaded=%llu evictions=%llu not_kept=%llu uploads=%llu write_syncs=%llu "
-      "passthrough_opens=%llu",
+      "passthrough_opens=%llu direct_opens=%llu",
       static_cast<unsigned long long>(s.requests.load()),
       static_cast<unsigned long long>(s.get_requests.load()),
       static_cast<unsigned long long>(s.bytes_received.load()),
@@ -83,7 +83,8 @@ void LogStats(const s3::Client& client, const cache::ObjectCache& objects,
       static_cast<unsigned long long>(c.bytes_downloaded),
       static_cast<unsigned long long>(c.evictions), static_cast<unsigned long long>(c.not_kept),
       static_cast<unsigned long long>(c.uploads), static_cast<unsigned long long>(c.write_syncs),
-      static_cast<unsigned long long>(passthrough.opens()));
+      static_cast<unsigned long long>(passthrough.opens()),
+      static_cast<unsigned long long>(passthrough.direct_opens()));
 }
 
 int Run(const MountOptions& opts, Daemon& daemon) {
@@ -147,7 +148,8 @@ int Run(const MountOptions& opts, Daemon& daemon) {
     fuse_session_destroy(session);
     return Fail("cannot mount on " + opts.mountpoint + " (see the message above)");
   }
-  if (Status s = filesystem.passthrough().Install(session, opts.passthrough); !s.ok()) {
+  if (Status s = filesystem.passthrough().Install(session, opts.passthrough, opts.cold_direct);
+      !s.ok()) {
     LOG_WARN("%s", s.ToString().c_str());
   }
   LOG_INFO("mounted %s on %s", opts.bucket.c_str(), opts.mountpoint.c_str());

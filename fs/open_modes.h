@@ -6,7 +6,7 @@
 // The counts lag the kernel's a little: a close() returns before its RELEASE reaches us, so
 // `cat f; echo x >>f` can bring the writer's OPEN while the reader is still counted. Begin
 // therefore waits for such releases: up to conflict_wait before it calls an open a conflict,
-// and up to upgrade_wait for page-cache opens to go before it gives up passthrough.
+// and up to upgrade_wait for page-cache and direct opens to go before it gives up passthrough.
 #pragma once
 
 #include <sys/types.h>
@@ -23,7 +23,11 @@
 
 namespace s3cachefs::fs {
 
-enum class OpenMode : uint8_t { kCached, kPassthrough, kConflict };
+// kCached: through the kernel's page cache; kPassthrough: the kernel reads the cache file
+// itself; kDirect: through the daemon, without the page cache (FOPEN_DIRECT_IO), which lets a
+// passthrough open start next to it (unless it is mmapped, which is cached: so none starts
+// while one is counted); kConflict: none of them fits, the open fails.
+enum class OpenMode : uint8_t { kCached, kPassthrough, kDirect, kConflict };
 
 // The identity of a cache file: passthrough opens of an inode must all share one.
 struct FileId {
@@ -45,10 +49,13 @@ class OpenModes {
   // Chooses and counts the mode of a new open of ino (a kConflict is not counted). backing:
   // the complete cached file that may serve it, or nullopt when the daemon must (truncating
   // writers, downloads). join_only: passthrough only by joining the passthrough opens of the
-  // same file already there (a writer, whose writes the daemon would then not see). For
-  // kPassthrough, *backing_id is the id for the reply.
+  // same file already there (a writer, whose writes the daemon would then not see).
+  // direct_ok: a reader that may be a kDirect open, which it is when there is no complete
+  // copy yet (backing is nullopt) and no passthrough open (the kernel wants every open of an
+  // inode in passthrough mode to be a passthrough one).
+  // For kPassthrough, *backing_id is the id for the reply.
   OpenMode Begin(Ino ino, std::optional<FileId> backing, const RegisterFn& register_backing,
-                 int32_t* backing_id, bool join_only = false);
+                 int32_t* backing_id, bool join_only = false, bool direct_ok = false);
   // Uncounts an open made by Begin; the backing id of the inode's last passthrough open is
   // given to unregister.
   void End(Ino ino, OpenMode mode, const UnregisterFn& unregister);
@@ -57,6 +64,7 @@ class OpenModes {
   struct Counts {
     int cached = 0;       // page-cache opens
     int passthrough = 0;  // passthrough opens, all on `file`
+    int direct = 0;       // direct-I/O opens
     int32_t backing_id = 0;
     FileId file;
   };

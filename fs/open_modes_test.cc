@@ -13,7 +13,7 @@ class OpenModesTest : public ::testing::Test {
  protected:
   // Begin with a registration that hands out ids 1, 2, ... (or fails when refuse_ is set).
   OpenMode Begin(Ino ino, std::optional<FileId> backing, int32_t* id = nullptr,
-                 bool join_only = false) {
+                 bool join_only = false, bool direct_ok = false) {
     int32_t unused = 0;
     return modes_.Begin(
         ino, backing,
@@ -21,7 +21,11 @@ class OpenModesTest : public ::testing::Test {
           ++registered_;
           return refuse_ ? 0 : registered_;
         },
-        id != nullptr ? id : &unused, join_only);
+        id != nullptr ? id : &unused, join_only, direct_ok);
+  }
+  // A reader that may be a direct open.
+  OpenMode BeginReader(Ino ino, std::optional<FileId> backing) {
+    return Begin(ino, backing, nullptr, false, true);
   }
   void End(Ino ino, OpenMode mode) {
     modes_.End(ino, mode, [this](int32_t id) { unregistered_.push_back(id); });
@@ -91,6 +95,39 @@ TEST_F(OpenModesTest, WritersOnlyJoinPassthroughReadersOfTheirFile) {
   EXPECT_EQ(registered_, 1);
 }
 
+// Readers that may be direct: a download is read directly, a complete copy through
+// passthrough; next to passthrough opens the kernel takes no direct one.
+TEST_F(OpenModesTest, ReadersOfDownloadsAreDirect) {
+  EXPECT_EQ(BeginReader(7, std::nullopt), OpenMode::kDirect);
+  EXPECT_EQ(BeginReader(7, std::nullopt), OpenMode::kDirect);
+  End(7, OpenMode::kDirect);
+  End(7, OpenMode::kDirect);
+  EXPECT_EQ(BeginReader(7, file_a_), OpenMode::kPassthrough);
+  EXPECT_EQ(BeginReader(7, std::nullopt), OpenMode::kConflict);  // a newer version's download
+  EXPECT_EQ(BeginReader(7, file_b_), OpenMode::kConflict);       // or its complete copy
+  EXPECT_EQ(BeginReader(7, file_a_), OpenMode::kPassthrough);
+  End(7, OpenMode::kPassthrough);
+  End(7, OpenMode::kPassthrough);
+  EXPECT_EQ(unregistered_, std::vector<int32_t>{1});
+  EXPECT_EQ(BeginReader(7, std::nullopt), OpenMode::kDirect);
+  // Without direct_ok (cold_direct=0, or passthrough unusable) a download is a cached open.
+  EXPECT_EQ(Begin(8, std::nullopt), OpenMode::kCached);
+}
+
+// A direct open may be mmapped, which the kernel serves from the page cache of the inode: no
+// passthrough open may start while one is counted.
+TEST_F(OpenModesTest, NoPassthroughStartsWhileDirectOpensExist) {
+  EXPECT_EQ(BeginReader(7, std::nullopt), OpenMode::kDirect);
+  EXPECT_EQ(BeginReader(7, file_a_), OpenMode::kCached);
+  EXPECT_EQ(registered_, 0);
+  End(7, OpenMode::kCached);
+  End(7, OpenMode::kDirect);
+  EXPECT_EQ(BeginReader(7, file_a_), OpenMode::kPassthrough);
+  // Direct opens next to page-cache ones are fine too (a writer is not a reader).
+  EXPECT_EQ(Begin(8, file_a_, nullptr, true), OpenMode::kCached);
+  EXPECT_EQ(BeginReader(8, std::nullopt), OpenMode::kDirect);
+}
+
 TEST_F(OpenModesTest, RefusedRegistrationGivesACachedOpen) {
   refuse_ = true;
   EXPECT_EQ(Begin(7, file_a_), OpenMode::kCached);
@@ -124,6 +161,22 @@ TEST(OpenModesWaitTest, AnOpenWaitsForReleasesOnTheirWay) {
   });
   EXPECT_EQ(modes.Begin(7, FileId{1, 100}, registered, &id), OpenMode::kPassthrough);
   release2.join();
+}
+
+TEST(OpenModesWaitTest, APassthroughOpenWaitsForADirectReleaseOnItsWay) {
+  using std::chrono::milliseconds;
+  OpenModes modes(milliseconds(5000), milliseconds(5000));
+  auto registered = [] { return int32_t{1}; };
+  auto unregister = [](int32_t) {};
+  int32_t id = 0;
+  // `cat f; cat f`: the first read was direct (a download), its release comes late.
+  ASSERT_EQ(modes.Begin(7, std::nullopt, registered, &id, false, true), OpenMode::kDirect);
+  std::thread release([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    modes.End(7, OpenMode::kDirect, unregister);
+  });
+  EXPECT_EQ(modes.Begin(7, FileId{1, 100}, registered, &id, false, true), OpenMode::kPassthrough);
+  release.join();
 }
 
 TEST(OpenModesWaitTest, WaitsAreBounded) {

@@ -127,6 +127,9 @@ Status ApplyOption(const std::string& option, MountOptions& opts,
   } else if (name == "passthrough") {
     if (value != "0" && value != "1") return Invalid("passthrough must be 0 or 1");
     opts.passthrough = value == "1";
+  } else if (name == "cold_direct") {
+    if (value != "0" && value != "1") return Invalid("cold_direct must be 0 or 1");
+    opts.cold_direct = value == "1";
   } else if (name == "write_back") {
     if (value == "sync") {
       opts.write_back_async = false;
@@ -344,6 +347,11 @@ Cache options:
                          the cache file (FUSE passthrough: Linux 6.9+, daemon run as root;
                          default 1, used where available). While a file is open that way, a
                          truncating writer or a reader of a newer version of it gets EBUSY
+  -o cold_direct=0|1     with passthrough: reads of an object not wholly cached yet bypass
+                         the kernel's page cache (direct I/O), so its bytes are cached once
+                         and the next open is a passthrough one (default 1). Reads of a few
+                         KiB each are slower that way (one request each): 0 for programs that
+                         read cold files so
 
 Write-back:
   -o write_back=sync|async  sync (default): close returns once S3 has the file, or fails with

@@ -65,6 +65,9 @@ struct MountOptions {
   uint64_t read_ahead = 1u << 20;
   // Reads of fully cached files served by the kernel from the cache file (fs/passthrough.h).
   bool passthrough = true;
+  // With passthrough: reads of objects not wholly cached yet use direct I/O (no kernel page
+  // cache), so that their bytes are cached once and later opens are passthrough ones.
+  bool cold_direct = true;
 
   // Process
   bool foreground = false;

@@ -66,6 +66,13 @@ TEST(MountOptions, Passthrough) {
   // Ours, not FUSE's: it does not reach the kernel's mount options.
   EXPECT_EQ(o->fuse_args[2].find("passthrough"), std::string::npos);
   EXPECT_FALSE(Parse({"b", "/m", "-o", "passthrough=yes"}).ok());
+  EXPECT_TRUE(d->cold_direct);
+  Result<MountOptions> c = Parse({"b", "/m", "-o", "cold_direct=0"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->cold_direct);
+  EXPECT_TRUE(c->passthrough);
+  EXPECT_EQ(c->fuse_args[2].find("cold_direct"), std::string::npos);
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "cold_direct=2"}).ok());
 }
 
 TEST(MountOptions, ErrorsNameTheArgument) {

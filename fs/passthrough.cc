@@ -19,6 +19,8 @@ namespace {
 // What Linux 6.9 added to the protocol (Debian 12's <linux/fuse.h> is 6.1's).
 constexpr uint32_t kPassthroughFlag2 = 1U << (37 - 32);  // FUSE_PASSTHROUGH, in flags2
 constexpr uint32_t kOpenPassthrough = 1U << 7;           // FOPEN_PASSTHROUGH
+// And what 6.6 added: MAP_SHARED of a FOPEN_DIRECT_IO open (through the page cache).
+constexpr uint32_t kDirectIoAllowMmapFlag2 = 1U << (36 - 32);  // FUSE_DIRECT_IO_ALLOW_MMAP
 // fuse_init_out::max_stack_depth, right after flags2.
 constexpr size_t kInitOutStackDepthOffset = offsetof(fuse_init_out, flags2) + sizeof(uint32_t);
 struct BackingMap {  // struct fuse_backing_map
@@ -45,8 +47,9 @@ Passthrough::~Passthrough() {
   g_instance.compare_exchange_strong(self, nullptr);
 }
 
-Status Passthrough::Install(fuse_session* session, bool enabled) {
+Status Passthrough::Install(fuse_session* session, bool enabled, bool direct) {
   if (!enabled) return Status::Ok();  // libfuse's own I/O, untouched
+  direct_ = direct;
   dev_fd_ = fuse_session_fd(session);
   Passthrough* expected = nullptr;
   if (!g_instance.compare_exchange_strong(expected, this)) {
@@ -86,6 +89,8 @@ ssize_t Passthrough::Read(int fd, void* buf, size_t len, void* /*userdata*/) {
     LOG_INFO("FUSE passthrough off: this kernel does not offer it");
     return n;
   }
+  // Without it an mmap(MAP_SHARED) of a direct open would fail (ENODEV): no direct opens.
+  self->direct_mmap_.store(self->direct_ && (init.flags2 & kDirectIoAllowMmapFlag2) != 0);
   self->init_unique_.store(in.unique);
   self->init_pending_.store(true);  // after the unique, which Writev reads once it sees this
   return n;
@@ -109,6 +114,7 @@ ssize_t Passthrough::Writev(int fd, struct iovec* iov, int count, void* /*userda
       if (out.error == 0 && iov[1].iov_len >= kInitOutStackDepthOffset + sizeof(uint32_t) &&
           (init_out->flags & FUSE_INIT_EXT) != 0) {
         init_out->flags2 |= kPassthroughFlag2;
+        if (self->direct_mmap_.load()) init_out->flags2 |= kDirectIoAllowMmapFlag2;
         const uint32_t depth = 1;  // the cache directory is on a plain local filesystem
         std::memcpy(static_cast<char*>(iov[1].iov_base) + kInitOutStackDepthOffset, &depth,
                     sizeof(depth));
@@ -130,7 +136,10 @@ int32_t Passthrough::Register(int fd) {
   BackingMap map{};
   map.fd = fd;
   const int id = ::ioctl(dev_fd_, kBackingOpen, &map);
-  if (id > 0) return id;
+  if (id > 0) {
+    register_worked_.store(true);
+    return id;
+  }
   const int err = errno;
   if (!register_failed_.exchange(true)) {
     LOG_INFO("passthrough not used: cannot register a cache file with the kernel: %s",
@@ -146,15 +155,26 @@ void Passthrough::Unregister(int32_t id) {
   }
 }
 
-OpenMode Passthrough::Begin(Ino ino, int backing_fd, int32_t* backing_id, bool join_only) {
+bool Passthrough::Usable(int fd) {
+  if (register_worked_.load()) return true;
+  const int32_t id = Register(fd);
+  if (id > 0) Unregister(id);
+  return id > 0;
+}
+
+OpenMode Passthrough::Begin(Ino ino, int backing_fd, int32_t* backing_id, bool join_only,
+                            int reader_fd) {
   std::optional<FileId> backing;
   struct stat st {};
   if (backing_fd >= 0 && negotiated() && ::fstat(backing_fd, &st) == 0) {
     backing = FileId{st.st_dev, st.st_ino};
   }
+  // Direct opens only help passthrough ones: none where those cannot be had.
+  const bool direct_ok = reader_fd >= 0 && direct_mmap_.load() && negotiated() && Usable(reader_fd);
   const OpenMode mode = modes_.Begin(
-      ino, backing, [&] { return Register(backing_fd); }, backing_id, join_only);
+      ino, backing, [&] { return Register(backing_fd); }, backing_id, join_only, direct_ok);
   if (mode == OpenMode::kPassthrough) opens_.fetch_add(1);
+  if (mode == OpenMode::kDirect) direct_opens_.fetch_add(1);
   return mode;
 }
 

@@ -27,6 +27,15 @@
 //     a reader of a newer version of the object. After waiting up to a second for them to
 //     close it fails with EBUSY (the kernel would fail it with EIO); nothing is changed, and
 //     it succeeds once those readers close (or with -o passthrough=0);
+//   - direct: a reader of an object not wholly cached yet, when passthrough is in use (and
+//     -o cold_direct=1, the default), is served by the daemon without the kernel's page cache
+//     (FOPEN_DIRECT_IO): its bytes are then cached once, in the cache file, not also in the
+//     kernel's pages of the FUSE file (which a passthrough open would first have to drop, and
+//     which under memory pressure push the cache file's pages out), and the next open is a
+//     passthrough one. The kernel takes no direct open while passthrough opens are there (so
+//     a download's reader next to them is a conflict, as before), but lets a passthrough open
+//     start next to direct ones, unless one of those is mmapped (FUSE_DIRECT_IO_ALLOW_MMAP,
+//     asked for in INIT: the mapping is cached) — so none starts while one is counted;
 //   - cached: the ordinary open otherwise.
 #pragma once
 
@@ -49,18 +58,23 @@ class Passthrough {
   ~Passthrough();
 
   // Takes over the session's I/O (its /dev/fuse descriptor stays libfuse's). Call once, after
-  // fuse_session_mount() and before the loop runs. Not enabled: does nothing.
-  Status Install(fuse_session* session, bool enabled);
+  // fuse_session_mount() and before the loop runs. Not enabled: does nothing. direct: readers
+  // that cannot be passthrough ones may be direct ones (see above).
+  Status Install(fuse_session* session, bool enabled, bool direct = true);
 
   // True once the kernel accepted passthrough in INIT.
   bool negotiated() const;
-  // Opens given to the kernel in passthrough mode so far.
+  // Opens given to the kernel in passthrough and in direct mode so far.
   uint64_t opens() const { return opens_.load(); }
+  uint64_t direct_opens() const { return direct_opens_.load(); }
 
   // Chooses the mode of a new open of ino and counts it (not a kConflict). backing_fd: the
   // complete cached file that may serve it, or -1 when it must go through the daemon (writers,
-  // downloads). For kPassthrough, *backing_id is the id to put in the reply (see ReplyOpen).
-  OpenMode Begin(Ino ino, int backing_fd, int32_t* backing_id, bool join_only = false);
+  // downloads). reader_fd: for a read-only open, its cache file (complete or not), which makes
+  // it one that may be a direct open; -1 for writers. For kPassthrough, *backing_id is the id
+  // to put in the reply (see ReplyOpen).
+  OpenMode Begin(Ino ino, int backing_fd, int32_t* backing_id, bool join_only = false,
+                 int reader_fd = -1);
   // Uncounts an open made with Begin (at release, or when its reply failed).
   void End(Ino ino, OpenMode mode);
 
@@ -74,6 +88,9 @@ class Passthrough {
                             unsigned int flags, void* userdata);
   // Registers fd with the kernel: the id, or 0 when it cannot be used.
   int32_t Register(int fd);
+  // True when files of the cache's filesystem can be passthrough backing files (probed once,
+  // with fd).
+  bool Usable(int fd);
   void Unregister(int32_t id);
 
   int dev_fd_ = -1;  // the session's /dev/fuse descriptor
@@ -83,10 +100,14 @@ class Passthrough {
   std::atomic<uint64_t> init_unique_{0};   // that INIT request, whose reply is amended
   std::atomic<bool> negotiated_{false};
   std::atomic<bool> register_failed_{false};  // logged once, then opens stay ordinary
+  std::atomic<bool> register_worked_{false};
+  bool direct_ = true;                    // Install's direct
+  std::atomic<bool> direct_mmap_{false};  // INIT has FUSE_DIRECT_IO_ALLOW_MMAP
   // A conflicting open waits up to a second for the passthrough opens to go (their RELEASE may
   // be on its way); one that could be passthrough waits 5 ms for page-cache opens to go.
   OpenModes modes_{std::chrono::seconds(1), std::chrono::milliseconds(5)};
   std::atomic<uint64_t> opens_{0};
+  std::atomic<uint64_t> direct_opens_{0};
 };
 
 }  // namespace s3cachefs::fs

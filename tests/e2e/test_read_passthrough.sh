@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # FUSE passthrough (fs/passthrough.h): once an object is wholly in the cache, the kernel reads it
 # straight from the cache file — proven by reading it while the daemon is stopped, with the page
-# cache dropped. An appending writer joins passthrough readers (its bytes reach S3); opens that
-# cannot (a truncating writer, a reader of a newer version) fail with EBUSY while those are open
-# and change nothing; -o passthrough=0 turns it off.
+# cache dropped. Reads of an object not wholly cached yet are direct opens (no kernel page
+# cache; a shared mmap still works), unless -o cold_direct=0. An appending writer joins
+# passthrough readers (its bytes reach S3); opens that cannot (a truncating writer, a reader of a
+# newer version) fail with EBUSY while those are open and change nothing; -o passthrough=0 turns
+# it off.
 source "$(dirname "$0")/lib.sh" "$1"
 if ! grep -q '^CONFIG_FUSE_PASSTHROUGH=y' <(zcat /proc/config.gz 2>/dev/null) &&
   ! grep -qs '^CONFIG_FUSE_PASSTHROUGH=y' "/boot/config-$(uname -r)"; then
@@ -16,6 +18,7 @@ head -c $((24 << 20)) /dev/urandom > "$E2E_TMP/data"
 head -c $((100 << 10)) /dev/urandom > "$E2E_TMP/small"
 awsq s3 cp --quiet "$E2E_TMP/data" s3://passthru/data
 awsq s3 cp --quiet "$E2E_TMP/small" s3://passthru/small
+awsq s3 cp --quiet "$E2E_TMP/small" s3://passthru/mapped
 
 # stopped_read FILE PID: opens FILE, stops the daemon PID, drops the page cache and prints the
 # sha256 of FILE read through that descriptor; the daemon is continued before the close (which
@@ -52,10 +55,17 @@ mount_fs m1 passthru "revalidate=0"
 want=$(sha < "$E2E_TMP/data")
 check_eq "cold read (download) gets the object" "$want" "$(sha < "$MNT/data")"
 check_eq "a cached object is read with the daemon stopped" "$want" "$(stopped_read "$MNT/data" "$MNT_PID")"
-check_eq "mmap of a passthrough file" "$want" "$(python3 -c '
+# mapped_sha FILE: sha256 of FILE read through a shared mapping.
+mapped_sha() {
+  python3 -c '
 import hashlib, mmap, sys
 with open(sys.argv[1], "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
-    print(hashlib.sha256(m).hexdigest())' "$MNT/data")"
+    print(hashlib.sha256(m).hexdigest())' "$1"
+}
+check_eq "mmap of a passthrough file" "$want" "$(mapped_sha "$MNT/data")"
+check_eq "mmap (shared) of a cold file, a direct open" "$(sha < "$E2E_TMP/small")" "$(mapped_sha "$MNT/mapped")"
+check_eq "the mapped file, cached, read with the daemon stopped" "$(sha < "$E2E_TMP/small")" \
+  "$(stopped_read "$MNT/mapped" "$MNT_PID")"
 
 # An appending writer next to a passthrough reader of the same cached file joins it: the
 # kernel writes the file itself, S3 gets it at close, and the reader sees the new bytes (one
@@ -101,6 +111,13 @@ unmount_fs "$MNT" "$MNT_PID"
 grep -q "FUSE passthrough on" "$E2E_TMP/m1.log" || fail "the daemon did not log that passthrough is on"
 opens=$(stat_counter "$E2E_TMP/m1.log" passthrough_opens)
 check "passthrough opens counted (got $opens)" test "$opens" -ge 5
+direct=$(stat_counter "$E2E_TMP/m1.log" direct_opens)
+check "direct opens counted: the cold reads of data and mapped (got $direct)" test "$direct" -ge 2
+
+mount_fs m3 passthru "cold_direct=0"
+check_eq "cold_direct=0: cold read" "$(sha < "$E2E_TMP/small")" "$(sha < "$MNT/mapped")"
+unmount_fs "$MNT" "$MNT_PID"
+check_eq "cold_direct=0: no direct open" 0 "$(stat_counter "$E2E_TMP/m3.log" direct_opens)"
 
 mount_fs m2 passthru "passthrough=0,cache_dir=$E2E_TMP/m1.cache"
 check_eq "passthrough=0 still reads the cached object" "$(sha < "$E2E_TMP/data2")" "$(sha < "$MNT/data")"
