@@ -350,8 +350,8 @@ Cache options:
   -o cold_direct=0|1     with passthrough: reads of an object not wholly cached yet bypass
                          the kernel's page cache (direct I/O), so its bytes are cached once
                          and the next open is a passthrough one (default 1). Reads of a few
-                         KiB each are slower that way (one request each): 0 for programs that
-                         read cold files so
+                         KiB each are slower that way (one request each); 0 sends cold
+                         reads through the page cache
 
 Write-back:
   -o write_back=sync|async  sync (default): close returns once S3 has the file, or fails with
