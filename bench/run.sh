@@ -47,7 +47,7 @@ readonly ALL_FS="s3cachefs,s3fs,s3fs-tuned,rclone,rclone-tuned"
 # Known but not run unless asked for (--fs): s3cachefs in its other write-back mode.
 readonly KNOWN_FS="$ALL_FS,s3cachefs-async"
 # Workloads in the order they run; each is a function wl_<name>.
-readonly ALL_WORKLOADS="seq_cold seq_warm seq_hot small_cold small_warm find ls_lR stat write_seq write_small fio_rand rand_cold"
+readonly ALL_WORKLOADS="seq_cold seq_cold_far seq_warm seq_hot small_cold small_warm find ls_lR stat write_seq write_small fio_rand rand_cold"
 # Limits of this machine; each is a function limit_<name>.
 readonly ALL_LIMITS="raw_get raw_put disk_read pagecache_read curl_small local_small list_flat curl_put_small local_fio"
 # The tuned options from the issue (and /work/shared/peers.md).
@@ -106,6 +106,12 @@ WS_N="${BENCH_WS_N:-$WS_N}"                  # number of 4 KiB files written
 TMO="${TMO:-$((QUICK ? 300 : 900))}"        # a step slower than this fails (n/a), not hangs
 FIO_RT="${BENCH_FIO_RUNTIME:-$FIO_RT}"       # seconds of fio random reads
 RAND_N="${BENCH_RAND_N:-$RAND_N}"            # number of random 1 MiB ranges read cold
+# seq_cold_far: the large object read cold (its first FAR_MIB) through bench/farproxy.py, which
+# makes the server look distant: FAR_RTT_MS round trips, FAR_RATE_MBPS MB/s per connection.
+FAR_MIB=$((BIG_MIB < 512 ? BIG_MIB : 512))
+FAR_RTT_MS="${BENCH_FAR_RTT_MS:-20}"
+FAR_RATE_MBPS="${BENCH_FAR_RATE_MBPS:-25}"
+FAR_BYTES=$((FAR_MIB << 20))
 BIG_BYTES=$((BIG_MIB << 20))
 WRITE_BYTES=$((WRITE_MIB << 20))
 readonly SMALL_SIZE=65536 WS_SIZE=4096
@@ -228,6 +234,7 @@ big = f"{int(params['BIG_MIB'])} MiB" if int(params["BIG_MIB"]) % 1024 else f"{i
 # "speed" rows also fall under "no workload slower than any peer".
 ROWS = [
     ("seq_cold", f"seq read cold {big}", "MiB/s", "hi", "raw_get", [("limit", 0.9), ("peer", 1.5)], True),
+    ("seq_cold_far", f"seq read cold {params['FAR_MIB']} MiB, far", "MiB/s", "hi", None, [], True),
     ("seq_warm", f"seq read warm {big}", "MiB/s", "hi", "disk_read", [("limit", 0.9)], True),
     ("seq_hot", f"seq read hot {big}", "MiB/s", "hi", "pagecache_read", [("limit", 0.8)], True),
     ("small_cold", f"read {params['SMALL_N']}x64KiB cold", "files/s", "hi", "curl_small", [("peer", 2.0)], True),
@@ -531,7 +538,7 @@ done
 # Which data sets the selection reads: only those are seeded.
 selected() { [[ " ${SEL_WL[*]} ${SEL_LIM[*]} " =~ $1 ]]; }
 NEED_BIG=0 NEED_SMALL=0 NEED_TREE=0 NEED_WRITE=0
-selected ' (seq_cold|seq_warm|seq_hot|fio_rand|rand_cold|raw_get|disk_read|pagecache_read|local_fio) ' && NEED_BIG=1
+selected ' (seq_cold|seq_cold_far|seq_warm|seq_hot|fio_rand|rand_cold|raw_get|disk_read|pagecache_read|local_fio) ' && NEED_BIG=1
 selected ' (small_cold|small_warm|curl_small|local_small) ' && NEED_SMALL=1
 selected ' (find|ls_lR|stat|list_flat) ' && NEED_TREE=1
 selected ' (write_seq|write_small|raw_put|curl_put_small) ' && NEED_WRITE=1
@@ -617,6 +624,10 @@ cleanup() {
       fi
     done <"$LIVE"
   fi
+  if [[ -n "${FAR_PID:-}" ]] && running "$FAR_PID"; then
+    kill "$FAR_PID" 2>/dev/null
+    wait "$FAR_PID" 2>/dev/null
+  fi
   "$REPO/scripts/s3rver.sh" stop "$S3DIR" >/dev/null 2>&1
   mkdir -p "$OUT/logs"
   cp -r "$WORK/logs/." "$OUT/logs/" 2>/dev/null
@@ -649,6 +660,22 @@ start_server() {
   chmod 600 "$WORK/passwd-s3fs"
   # An empty rclone config, so a config of the user's cannot change anything.
   : >"$WORK/rclone.conf"
+}
+
+# start_far_proxy: bench/farproxy.py in front of s3rver, for seq_cold_far; sets FAR_EP and FAR_PID.
+start_far_proxy() {
+  local out="$WORK/logs/farproxy.log" i
+  mkdir -p "$WORK/logs"
+  "$PY" "$REPO/bench/farproxy.py" --upstream "${EP#http://}" --rtt-ms "$FAR_RTT_MS" \
+    --rate-mbps "$FAR_RATE_MBPS" >"$out" 2>&1 &
+  FAR_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    FAR_EP="$(sed -n 's/^farproxy listening on \(127\.0\.0\.1:[0-9]*\)$/http:\/\/\1/p' "$out")"
+    [[ -z "$FAR_EP" ]] || return 0
+    running "$FAR_PID" || break
+    sleep 0.1
+  done
+  die "bench/farproxy.py did not start: $(cat "$out")"
 }
 
 # server_sent: bytes s3rver has written to its sockets (and its log) so far. s3rver serves
@@ -1066,6 +1093,23 @@ wl_seq_cold() {
   unmount_fs
 }
 
+# Cold sequential read from a distant server: as seq_cold, but through bench/farproxy.py (every
+# connection FAR_RTT_MS away and at most FAR_RATE_MBPS MB/s), and the first FAR_MIB of the file
+# (MiB/s). Shows how much a filesystem keeps in flight; s3rver is not the limit here.
+wl_seq_cold_far() {
+  EP="$FAR_EP"
+  mount_fs
+  server_warm big.bin
+  local t0 t1 got
+  t0=$(now)
+  got="$(timeout -k 10 "$TMO" dd if="$MNT/big.bin" of=/dev/null bs=1M count="$FAR_MIB" 2>&1 |
+    awk '/bytes/ { print $1 }')"
+  t1=$(now)
+  [[ "$got" == "$FAR_BYTES" ]] || fail "read ${got:-0} bytes through the proxy, expected $FAR_BYTES"
+  record seq_cold_far "$(mibps "$FAR_BYTES" "$(elapsed "$t0" "$t1")")"
+  unmount_fs
+}
+
 # Warm sequential read: the large file is read once (filling the disk cache), the filesystem is
 # unmounted (its daemon exits), the page cache is dropped, and it is mounted again on the same
 # cache dir; the read after that is timed (MiB/s). The same procedure for every filesystem: only
@@ -1334,6 +1378,9 @@ write_env() {
     echo "TREE_N=$TREE_N"
     echo "WRITE_MIB=$WRITE_MIB"
     echo "WS_N=$WS_N"
+    echo "FAR_MIB=$FAR_MIB"
+    echo "FAR_RTT_MS=$FAR_RTT_MS"
+    echo "FAR_RATE_MBPS=$FAR_RATE_MBPS"
     echo "MACHINE=$(machine)"
   } >"$OUT/params.env"
 }
@@ -1344,6 +1391,10 @@ main() {
   log "results in $OUT; scratch in $WORK"
   start_server
   log "s3rver at $EP (pid $S3PID)"
+  if selected ' seq_cold_far '; then
+    start_far_proxy
+    log "farproxy at $FAR_EP (pid $FAR_PID): ${FAR_RTT_MS} ms round trips, ${FAR_RATE_MBPS} MB/s per connection"
+  fi
   write_env
   seed
   local run name fs lim

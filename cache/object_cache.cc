@@ -16,10 +16,12 @@ DownloadHandle::~DownloadHandle() {
 
 Status DownloadHandle::WaitReadable(uint64_t offset, uint64_t length) {
   auto deadline = std::chrono::steady_clock::now() + timeout_;
-  // Read-ahead for a sequential reader: as much as its current sequential run has read, up to
-  // the maximum, once the run is longer than the kernel's own pieces of one large read (so a
-  // random reader of large blocks gets none). A read that starts near where the last one
-  // ended continues the run; any other read starts a new one.
+  // Read-ahead for a sequential reader: four times what its current sequential run has read,
+  // up to the maximum, once the run is longer than the kernel's own pieces of one large read (so
+  // a random reader of large blocks gets none). Four times, as the kernel ramps up: against a
+  // distant endpoint a window that only matched the run kept few GETs in flight for the first
+  // hundreds of MiB. A read that starts near where the last one ended continues the run; any
+  // other read starts a new one.
   uint64_t readahead = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -31,7 +33,7 @@ Status DownloadHandle::WaitReadable(uint64_t offset, uint64_t length) {
       run_ = length;
       next_ = offset + length;
     }
-    if (run_ >= readahead_.first) readahead = std::min(run_, readahead_.second);
+    if (run_ >= readahead_.first) readahead = std::min(4 * run_, readahead_.second);
   }
   Status s = download_->WaitReadable(offset, length, readahead, deadline);
   if (!s.ok()) return s;
@@ -427,7 +429,12 @@ std::pair<uint64_t, uint64_t> ObjectCacheImpl::ReadaheadRange() const {
   // (1 MiB) and than two large reads of a random reader that happen to be close together
   // (direct-I/O reads reach us exactly as the program made them).
   uint64_t start = std::min<uint64_t>(4ull << 20, config_.readahead_max);
-  return {start, std::max(start, config_.readahead_max)};
+  // The largest read-ahead is readahead_max, or parallel_per_object whole requests if that is
+  // more: against a distant endpoint only GETs in flight add up, so each must have one to make.
+  uint64_t window =
+      std::max(config_.readahead_max,
+               static_cast<uint64_t>(config_.parallel_per_object) * config_.chunk_size);
+  return {start, std::max(start, window)};
 }
 
 void ObjectCacheImpl::ReapIdleDownloads() {

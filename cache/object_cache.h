@@ -62,13 +62,16 @@ struct ObjectCacheConfig {
   std::string cache_dir;
   std::string bucket;  // part of each file's hash, so two buckets can share a directory
   std::chrono::seconds revalidate{std::chrono::seconds(30)};
-  // The largest ranged GET. Fewer, larger requests cost the server less per byte: 32 MiB read
-  // 1 GiB 10-15 % faster than 8 MiB from s3rver (bench/README.md); random readers are not
-  // affected (their requests are as large as what they wait for).
-  uint64_t chunk_size = 32ull << 20;
+  // The largest ranged GET, and (below) how many run at once. Against a distant endpoint each
+  // connection is slow and only GETs in flight add up: a cold 1 GiB read through a proxy with
+  // 20 ms round trips and 25 MB/s per connection ran at 67 MB/s with 4 GETs of 32 MiB, 153 with
+  // 16 of 16 MiB; from the local s3rver the two were level within noise (bench/README.md).
+  // Random readers are not affected (their requests are as large as what they wait for).
+  uint64_t chunk_size = 16ull << 20;
   // Partial fetches (cache/download.h): objects up to fetch_whole_max bytes are fetched whole
   // when opened; larger ones in blocks of block_size as they are read, plus a read-ahead that
-  // doubles on each sequential read up to readahead_max. The GET that opens a download asks for
+  // doubles on each sequential read up to readahead_max (or parallel_per_object whole requests
+  // of chunk_size, if that is more). The GET that opens a download asks for
   // first_request bytes. An unfinished download is kept for partial_grace (at most revalidate)
   // after its last reader closed, for a new open to join; then it is completed if at least
   // half of it is in, else dropped. block_size and first_request are clamped to chunk_size.
@@ -77,8 +80,8 @@ struct ObjectCacheConfig {
   uint64_t fetch_whole_max = 8ull << 20;
   uint64_t readahead_max = 64ull << 20;
   std::chrono::milliseconds partial_grace{std::chrono::seconds(30)};
-  int download_threads = 8;     // ranged GETs in flight, all downloads together
-  int parallel_per_object = 4;  // ranged GETs in flight for one object
+  int download_threads = 16;     // ranged GETs in flight, all downloads together
+  int parallel_per_object = 16;  // ranged GETs in flight for one object
   std::chrono::milliseconds read_timeout{std::chrono::seconds(120)};  // a reader's deadline
   bool verify_md5 = true;  // check single-part ETags against the bytes
   // How often access and validation times, kept in memory on the read path, are written to

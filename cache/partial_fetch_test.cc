@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "cache/object_cache_test_util.h"
 
@@ -82,6 +84,35 @@ TEST_F(PartialFetchTest, SequentialReaderGetsReadAheadInLargeRequests) {
   EXPECT_LE(gets(), static_cast<int>(size / kChunk) + ramp + 4) << gets();
   ASSERT_TRUE(Committed(1));
   EXPECT_EQ(MustRead("big"), body);
+  EXPECT_EQ(Downloaded(), size);
+}
+
+// Against a distant endpoint a GET is slow and only GETs in flight add up: a sequential reader
+// keeps parallel_per_object of them busy even where readahead_max holds fewer whole requests.
+TEST_F(PartialFetchTest, ReadAheadKeepsEveryParallelGetBusy) {
+  const uint64_t size = 48 * kChunk;
+  std::string body = MakeBody(size, 25);
+  fake_.Seed("big", body);
+  config_.readahead_max = kChunk;
+  config_.parallel_per_object = 4;
+  std::atomic<int> in_flight{0};
+  std::atomic<int> most{0};
+  client_.before_get = [&](const s3::GetRequest&) {
+    int n = ++in_flight;
+    for (int m = most.load(); n > m && !most.compare_exchange_weak(m, n);) {
+    }
+    std::this_thread::sleep_for(20ms);
+    --in_flight;
+    return Status::Ok();
+  };
+  OpenCache();
+  std::shared_ptr<ObjectHandle> h = MustOpen("big");
+  ASSERT_NE(h, nullptr);
+  const uint64_t read_len = 32 << 10;
+  for (uint64_t offset = 0; offset < size; offset += read_len) {
+    ASSERT_EQ(ReadAt(*h, offset, read_len), body.substr(offset, read_len)) << "at " << offset;
+  }
+  EXPECT_EQ(most.load(), 4);
   EXPECT_EQ(Downloaded(), size);
 }
 

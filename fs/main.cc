@@ -18,6 +18,7 @@
 #include "cache/namespace.h"
 #include "cache/object_cache.h"
 #include "fs/cache_command.h"
+#include "fs/cache_config.h"
 #include "fs/daemon.h"
 #include "fs/filesystem.h"
 #include "fs/options.h"
@@ -98,6 +99,8 @@ int Run(const MountOptions& opts, Daemon& daemon) {
 
   Result<s3::ClientConfig> config = s3::ResolveConfig(opts.bucket, opts.s3, s3::ProcessEnv());
   if (!config.ok()) return Fail(config.status().message());
+  const cache::ObjectCacheConfig cache_config = CacheConfigFor(opts);
+  config->max_connections = ConnectionsFor(cache_config, config->max_connections);
   Result<std::unique_ptr<s3::Client>> client = s3::CreateCurlClient(*config);
   if (!client.ok()) return Fail(client.status().message());
   LOG_INFO("mounting %s%s%s on %s (%s)", opts.bucket.c_str(), opts.prefix.empty() ? "" : ":",
@@ -105,19 +108,17 @@ int Run(const MountOptions& opts, Daemon& daemon) {
   if (Status s = (*client)->CheckBucket(); !s.ok()) return Fail(s.message());
   if (Status s = CheckMountpoint(opts.mountpoint); !s.ok()) return Fail(s.message());
 
-  cache::ObjectCacheConfig cache_config;
-  cache_config.cache_dir = opts.cache_dir;
-  cache_config.bucket = opts.bucket;
-  cache_config.revalidate = opts.revalidate;
-  cache_config.verify_md5 = opts.verify_md5;
-  cache_config.cache_size = opts.cache_size;
-  cache_config.cache_min_free_percent = opts.cache_min_free_percent;
-  if (opts.cache_max_age.count() > 0) cache_config.cache_max_age = opts.cache_max_age;
-  cache_config.write_back =
-      opts.write_back_async ? cache::WriteBackMode::kAsync : cache::WriteBackMode::kSync;
   Result<std::unique_ptr<cache::ObjectCache>> objects =
       cache::ObjectCache::Open(**client, cache_config);
   if (!objects.ok()) return Fail(objects.status().message());
+  LOG_INFO(
+      "transfers: get_size=%lluK parallel_gets=%d multipart_threshold=%lluK part_size=%lluK "
+      "parallel_parts=%d parallel_uploads=%d",
+      static_cast<unsigned long long>(cache_config.chunk_size >> 10),
+      cache_config.parallel_per_object,
+      static_cast<unsigned long long>(cache_config.transfer.multipart_threshold >> 10),
+      static_cast<unsigned long long>(cache_config.transfer.part_size >> 10),
+      cache_config.transfer.parallelism, cache_config.upload_threads);
 
   cache::NamespaceConfig ns_config;
   ns_config.prefix = opts.prefix;

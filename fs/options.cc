@@ -184,6 +184,24 @@ Status ApplyOption(const std::string& option, MountOptions& opts,
     Result<uint64_t> size = ParseSize(value);
     if (!size.ok() || *size > (64ull << 20)) return Invalid("read_ahead must be a size up to 64M");
     opts.read_ahead = *size;
+  } else if (name == "get_size" || name == "multipart_threshold" || name == "part_size") {
+    // S3 parts are 5 MiB to 5 GiB; a single PUT is at most 5 GiB.
+    const bool get = name == "get_size";
+    const uint64_t min = get ? 1ull << 20 : 5ull << 20;
+    const uint64_t max = get ? 1ull << 30 : 5ull << 30;
+    Result<uint64_t> size = ParseSize(value);
+    if (!size.ok() || *size < min || *size > max) {
+      return Invalid(name + " must be a size from " + (get ? "1M to 1G" : "5M to 5G"));
+    }
+    (get                             ? opts.get_size
+     : name == "multipart_threshold" ? opts.multipart_threshold
+                                     : opts.part_size) = *size;
+  } else if (name == "parallel_gets" || name == "parallel_parts" || name == "parallel_uploads") {
+    Result<uint64_t> n = ParseUnsigned(name, value);
+    if (!n.ok() || *n == 0 || *n > 64) return Invalid(name + " must be 1..64");
+    (name == "parallel_gets"    ? opts.parallel_gets
+     : name == "parallel_parts" ? opts.parallel_parts
+                                : opts.parallel_uploads) = static_cast<unsigned>(*n);
   } else if (name == "ro") {
     opts.read_only = true;
     fuse_opts.push_back(option);
@@ -352,6 +370,18 @@ Cache options:
                          and the next open is a passthrough one (default 1). Reads of a few
                          KiB each are slower that way (one request each); 0 sends cold
                          reads through the page cache
+
+Transfers:
+  -o get_size=SIZE       the largest ranged GET (default 16M; 1M..1G)
+  -o parallel_gets=N     ranged GETs in flight for one object (default 16; 1..64)
+  -o multipart_threshold=SIZE  files at least this large are uploaded in parts
+                         (default 16M; 5M..5G)
+  -o part_size=SIZE      the size of those parts (default 16M; 5M..5G; grown where a file
+                         would need more than 10,000)
+  -o parallel_parts=N    parts in flight for one upload (default 8; 1..64)
+  -o parallel_uploads=N  files uploaded at once in the background (async write-back and
+                         retries; default 4; 1..64)
+  Against a distant S3 endpoint, more GETs and parts in flight make up for the round trips.
 
 Write-back:
   -o write_back=sync|async  sync (default): close returns once S3 has the file, or fails with

@@ -69,6 +69,15 @@ struct MountOptions {
   // cache), so that their bytes are cached once and later opens are passthrough ones.
   bool cold_direct = true;
 
+  // Transfers; unset ones keep the defaults of cache::ObjectCacheConfig and s3::TransferTuning
+  // (fs/cache_config.h applies the set ones).
+  std::optional<uint64_t> get_size;             // the largest ranged GET
+  std::optional<unsigned> parallel_gets;        // ranged GETs in flight for one object
+  std::optional<uint64_t> multipart_threshold;  // files at least this large go up in parts
+  std::optional<uint64_t> part_size;            // the size of those parts
+  std::optional<unsigned> parallel_parts;       // parts in flight for one upload
+  std::optional<unsigned> parallel_uploads;     // files uploaded at once in the background
+
   // Process
   bool foreground = false;
   bool debug = false;

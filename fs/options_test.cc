@@ -97,6 +97,35 @@ TEST(MountOptions, DirPrefetch) {
   EXPECT_FALSE(Parse({"b", "/m", "-o", "file_prefetch=65"}).ok());
 }
 
+TEST(MountOptions, Transfers) {
+  Result<MountOptions> d = Parse({"b", "/m"});
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->get_size || d->parallel_gets || d->multipart_threshold || d->part_size ||
+               d->parallel_parts || d->parallel_uploads);
+  Result<MountOptions> o =
+      Parse({"b", "/m", "-o",
+             "get_size=8M,parallel_gets=16,multipart_threshold=64M,part_size=5M,"
+             "parallel_parts=32,parallel_uploads=2"});
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->get_size.value(), 8u << 20);
+  EXPECT_EQ(o->parallel_gets.value(), 16u);
+  EXPECT_EQ(o->multipart_threshold.value(), 64u << 20);
+  EXPECT_EQ(o->part_size.value(), 5u << 20);
+  EXPECT_EQ(o->parallel_parts.value(), 32u);
+  EXPECT_EQ(o->parallel_uploads.value(), 2u);
+  EXPECT_EQ(o->fuse_args[2], "fsname=b,subtype=s3cachefs,default_permissions,max_read=524288");
+  // S3's limits: parts of 5 MiB to 5 GiB; a GET of at least 1 MiB; 1..64 in flight.
+  for (const char* bad : {"get_size=512K", "get_size=2G", "part_size=4M", "part_size=6G",
+                          "multipart_threshold=1M", "multipart_threshold=6G", "parallel_gets=0",
+                          "parallel_parts=65", "parallel_uploads=x", "part_size="}) {
+    Result<MountOptions> r = Parse({"b", "/m", "-o", bad});
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), EINVAL) << bad;
+  }
+  EXPECT_NE(Parse({"b", "/m", "-o", "part_size=1M"}).status().message().find("5M to 5G"),
+            std::string::npos);
+}
+
 TEST(MountOptions, HelpNeedsNoPositionals) {
   Result<MountOptions> o = Parse({"-h"});
   ASSERT_TRUE(o.ok());
