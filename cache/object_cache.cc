@@ -16,12 +16,13 @@ DownloadHandle::~DownloadHandle() {
 
 Status DownloadHandle::WaitReadable(uint64_t offset, uint64_t length) {
   auto deadline = std::chrono::steady_clock::now() + timeout_;
-  // Read-ahead for a sequential reader: four times what its current sequential run has read,
+  // Read-ahead for a sequential reader: a multiple of what its current sequential run has read,
   // up to the maximum, once the run is longer than the kernel's own pieces of one large read (so
-  // a random reader of large blocks gets none). Four times, as the kernel ramps up: against a
-  // distant endpoint a window that only matched the run kept few GETs in flight for the first
-  // hundreds of MiB. A read that starts near where the last one ended continues the run; any
-  // other read starts a new one.
+  // a random reader of large blocks gets none). Against a distant endpoint a window that only
+  // matched the run kept few GETs in flight for the first hundreds of MiB, so it is four times
+  // the run, and sixteen for a run from the start of the file (cp, cat, a copy tool: it reads
+  // on). A read that starts near where the last one ended continues the run; any other read
+  // starts a new one.
   uint64_t readahead = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -33,7 +34,8 @@ Status DownloadHandle::WaitReadable(uint64_t offset, uint64_t length) {
       run_ = length;
       next_ = offset + length;
     }
-    if (run_ >= readahead_.first) readahead = std::min(4 * run_, readahead_.second);
+    const uint64_t ramp = next_ == run_ ? 16 : 4;  // the run began at offset 0
+    if (run_ >= readahead_.first) readahead = std::min(ramp * run_, readahead_.second);
   }
   Status s = download_->WaitReadable(offset, length, readahead, deadline);
   if (!s.ok()) return s;

@@ -116,6 +116,37 @@ TEST_F(PartialFetchTest, ReadAheadKeepsEveryParallelGetBusy) {
   EXPECT_EQ(Downloaded(), size);
 }
 
+// A run from the start of the file gets sixteen times its length as read-ahead (a whole-file
+// reader: cp, cat); a run that began elsewhere four times.
+TEST_F(PartialFetchTest, ReadAheadRampsFasterForARunFromTheStart) {
+  constexpr uint64_t kMiB = 1 << 20;
+  config_.chunk_size = kMiB;
+  config_.block_size = 64 << 10;
+  config_.first_request = 64 << 10;
+  config_.readahead_max = 64 * kMiB;
+  const uint64_t size = 96 * kMiB;
+  std::string body = MakeBody(size, 26);
+  fake_.Seed("a", body);
+  fake_.Seed("b", body);
+  OpenCache();
+  const uint64_t read_len = 256 << 10;
+  auto run = [&](const char* key, uint64_t from) {
+    std::shared_ptr<ObjectHandle> h = MustOpen(key);
+    EXPECT_NE(h, nullptr);
+    for (uint64_t offset = from; offset < from + 4 * kMiB; offset += read_len) {
+      EXPECT_EQ(ReadAt(*h, offset, read_len), body.substr(offset, read_len)) << "at " << offset;
+    }
+    return h;
+  };
+  std::shared_ptr<ObjectHandle> b = run("b", 8 * kMiB);
+  std::this_thread::sleep_for(300ms);  // what was queued is in by now
+  const uint64_t from_elsewhere = Downloaded();
+  EXPECT_LE(from_elsewhere, 4 * kMiB + 16 * kMiB + 2 * kMiB) << from_elsewhere;
+  std::shared_ptr<ObjectHandle> a = run("a", 0);
+  EXPECT_TRUE(WaitFor([&] { return Downloaded() - from_elsewhere >= 4 * kMiB + 60 * kMiB; }))
+      << Downloaded() - from_elsewhere;
+}
+
 TEST_F(PartialFetchTest, ReopenWithinGraceJoinsAndMostlyReadDownloadIsCompleted) {
   const uint64_t size = 32 * kChunk;
   std::string body = MakeBody(size, 23);
