@@ -64,8 +64,8 @@ struct ObjectCacheConfig {
   std::chrono::seconds revalidate{std::chrono::seconds(30)};
   // The largest ranged GET, and (below) how many run at once. Against a distant endpoint each
   // connection is slow and only GETs in flight add up: a cold 1 GiB read through a proxy with
-  // 20 ms round trips and 25 MB/s per connection ran at 67 MB/s with 4 GETs of 32 MiB, 153 with
-  // 16 of 16 MiB; from the local s3rver the two were level within noise (bench/README.md).
+  // 20 ms round trips and 25 MB/s per connection ran at 47 MB/s with 4 GETs of 32 MiB (2 in
+  // flight), 189 with 16 of 16 MiB; from the local s3rver they were level (bench/README.md).
   // Random readers are not affected (their requests are as large as what they wait for).
   uint64_t chunk_size = 16ull << 20;
   // Partial fetches (cache/download.h): objects up to fetch_whole_max bytes are fetched whole
