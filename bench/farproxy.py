@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A TCP proxy that makes a loopback S3 server look distant, for bench/run.sh's *_far workloads.
+"""A TCP proxy that makes a loopback S3 server look distant, for bench/run.sh's seq_cold_far.
 
     farproxy.py --upstream HOST:PORT [--rtt-ms 20] [--rate-mbps 25] [--port 0]
 
