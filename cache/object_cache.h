@@ -65,13 +65,15 @@ struct ObjectCacheConfig {
   // The largest ranged GET, and (below) how many run at once. Against a distant endpoint each
   // connection is slow and only GETs in flight add up: a cold 1 GiB read through a proxy with
   // 20 ms round trips and 25 MB/s per connection ran at 47 MB/s with 4 GETs of 32 MiB (2 in
-  // flight), 189 with 16 of 16 MiB; from the local s3rver they were level (bench/README.md).
+  // flight), 189 with 16 of 16 MiB; from the local s3rver neither was consistently ahead
+  // (bench/README.md).
   // Random readers are not affected (their requests are as large as what they wait for).
   uint64_t chunk_size = 16ull << 20;
   // Partial fetches (cache/download.h): objects up to fetch_whole_max bytes are fetched whole
-  // when opened; larger ones in blocks of block_size as they are read, plus a read-ahead that
-  // doubles on each sequential read up to readahead_max (or parallel_per_object whole requests
-  // of chunk_size, if that is more). The GET that opens a download asks for
+  // when opened; larger ones in blocks of block_size as they are read, plus a read-ahead of
+  // 4 times the reader's sequential run (16 times a run from offset 0) up to readahead_max, or
+  // up to parallel_per_object whole requests of chunk_size if that is more (DownloadHandle).
+  // The GET that opens a download asks for
   // first_request bytes. An unfinished download is kept for partial_grace (at most revalidate)
   // after its last reader closed, for a new open to join; then it is completed if at least
   // half of it is in, else dropped. block_size and first_request are clamped to chunk_size.
