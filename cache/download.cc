@@ -486,6 +486,10 @@ void Download::FetchChunk(uint64_t index) {
     if (phase_ != Phase::kRunning || failing_ || blocks_[index] != BlockState::kQueued) return;
     // The queued blocks right after it go in the same request (their own tasks find them taken).
     uint64_t max_blocks = std::max<uint64_t>(1, params_.request_size / params_.block_size);
+    // Near the start of the object a request spans at most [index, 2 * index): sizes double
+    // from the first request's, so a reader that has just begun is not waiting behind one
+    // full-sized request while the ones after it are already in flight.
+    max_blocks = std::min(max_blocks, std::max(params_.first_request / params_.block_size, index));
     while (count < max_blocks && index + count < num_blocks_ &&
            blocks_[index + count] == BlockState::kQueued) {
       ++count;

@@ -7,7 +7,9 @@
 // its first read, or a 304 for a revalidation. Later requests are ranged GETs with If-Match on
 // that ETag, written with pwrite() where they belong; a worker that takes a queued block takes
 // the queued blocks right after it too, up to request_size, so a run of blocks is one request,
-// and each block counts as done as soon as its bytes are in.
+// and each block counts as done as soon as its bytes are in. Near the start of the object a
+// request spans at most [offset, 2 * offset) (sizes double from first_request's), so the bytes
+// a new reader needs next come after a short request while the longer ones after them run.
 //
 // Which blocks are fetched: an object of at most fetch_whole_max bytes is fetched whole at once.
 // A larger one is fetched on demand: the blocks a reader waits for (pulled to the front of the

@@ -4,9 +4,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "cache/object_cache_test_util.h"
 
@@ -85,6 +89,34 @@ TEST_F(PartialFetchTest, SequentialReaderGetsReadAheadInLargeRequests) {
   ASSERT_TRUE(Committed(1));
   EXPECT_EQ(MustRead("big"), body);
   EXPECT_EQ(Downloaded(), size);
+}
+
+// Near the start of an object, requests double from the first one's size up to chunk_size,
+// each spanning [offset, 2 * offset): against a distant endpoint the reader's next bytes come
+// in after a short request, not behind one full-sized request, while the later ones run.
+TEST_F(PartialFetchTest, RequestsDoubleFromTheFirstUntilFullSized) {
+  const uint64_t size = 4 * kChunk;
+  std::string body = MakeBody(size, 27);
+  fake_.Seed("whole", body);
+  config_.fetch_whole_max = size;
+  std::mutex mu;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [first, last] of each GET
+  client_.before_get = [&](const s3::GetRequest& r) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (r.range.has_value()) ranges.emplace_back(r.range->first, r.range->last);
+    return Status::Ok();
+  };
+  OpenCache();
+  EXPECT_EQ(MustRead("whole"), body);
+  std::lock_guard<std::mutex> lock(mu);
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<uint64_t, uint64_t>> want;
+  for (uint64_t first = 0, len = kBlock; first < size; first += len) {
+    len = std::min<uint64_t>(std::max<uint64_t>(kBlock, first), kChunk);
+    want.emplace_back(first, first + len - 1);
+  }
+  ASSERT_EQ(want.size(), 8u);  // 4K, 4K, 8K, 16K, 32K, then 64K three times
+  EXPECT_EQ(ranges, want);
 }
 
 // Against a distant endpoint a GET is slow and only GETs in flight add up: a sequential reader
