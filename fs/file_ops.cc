@@ -16,18 +16,21 @@ bool FileSystem::BeginOpen(fuse_req_t req, FileHandle& handle, const std::string
                            int backing_fd, int32_t* backing_id, bool join_only, int reader_fd) {
   handle.mode = passthrough_.Begin(handle.ino, backing_fd, backing_id, join_only, reader_fd);
   if (handle.mode != OpenMode::kConflict) return true;
-  LOG_WARN(
-      "open %s: busy: it is open for reading through passthrough, and this open cannot "
-      "share that (a truncating writer, or a reader of a newer version in S3); it succeeds "
-      "once those readers close, or with -o passthrough=0",
-      path.c_str());
-  fuse_reply_err(req, EBUSY);
+  // Passthrough opens of this inode have another file (an older version), and the kernel
+  // takes no other open of it. The path gets a new inode: ESTALE makes the kernel look the
+  // name up again (LOOKUP_REVAL) and open that one, while the open files keep the old one, as
+  // after a rename over a file that is open.
+  inodes_.Detach(handle.ino);
+  LOG_INFO("open %s: its older version is open through passthrough: a new inode for this one",
+           path.c_str());
+  fuse_reply_err(req, ESTALE);
   return false;
 }
 
 void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
   std::optional<InodeInfo> inode = inodes_.Get(ino);
-  if (!inode) return (void)fuse_reply_err(req, ESTALE);
+  // A detached inode's path stands for another file now: the kernel looks it up again.
+  if (!inode || inode->detached) return (void)fuse_reply_err(req, ESTALE);
   if (inode->attr.type == cache::NodeType::kDirectory) return (void)fuse_reply_err(req, EISDIR);
   const std::string key = names_.FileKey(inode->path);
   const bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0;
@@ -39,17 +42,22 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
     if (Status s = CheckWritable(); !s.ok()) return ReplyStatus(req, s);
     // A truncating writer is counted before anything changes: one that cannot be opened must
     // not truncate. Others once open, so that they can join passthrough readers of their file.
+    // Next to passthrough readers, whose cache file is complete, a truncating writer opens that
+    // file like the others, joins them and then truncates it in place, as O_TRUNC does to a
+    // local file that others are reading: they see it cut.
     const bool truncating = (fi->flags & O_TRUNC) != 0;
-    if (truncating && !BeginOpen(req, *handle, inode->path, -1, &backing_id)) return;
+    const bool truncate_in_place = truncating && passthrough_.HasPassthroughOpens(ino);
+    const bool counted_first = truncating && !truncate_in_place;
+    if (counted_first && !BeginOpen(req, *handle, inode->path, -1, &backing_id)) return;
     // O_TRUNC never downloads the old body; other writes start from the whole current one.
     Result<std::shared_ptr<cache::WritableFile>> writer =
-        objects_.OpenWrite(key, truncating, false, HintFor(inode->attr));
+        objects_.OpenWrite(key, counted_first, false, HintFor(inode->attr));
     if (!writer.ok()) {
-      if (truncating) passthrough_.End(ino, handle->mode);
+      if (counted_first) passthrough_.End(ino, handle->mode);
       LOG_WARN("open %s for writing: %s", inode->path.c_str(), writer.status().ToString().c_str());
       return ReplyStatus(req, writer.status());
     }
-    if (!truncating &&
+    if (!counted_first &&
         !BeginOpen(req, *handle, inode->path, (*writer)->fd(), &backing_id, /*join_only=*/true)) {
       return;
     }
@@ -57,6 +65,18 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
       // The kernel writes the file itself from now on (fs/passthrough.h).
       if (Status s = (*writer)->BeginUnseenWrites(); !s.ok()) {
         passthrough_.End(ino, handle->mode);
+        return ReplyStatus(req, s);
+      }
+    }
+    if (truncate_in_place) {
+      Status s = (*writer)->MarkDirty();
+      if (s.ok() && ftruncate((*writer)->fd(), 0) != 0) {
+        s = Status::Error(errno, std::string("truncate: ") + strerror(errno));
+      }
+      if (!s.ok()) {
+        if (handle->mode == OpenMode::kPassthrough) (*writer)->EndUnseenWrites();
+        passthrough_.End(ino, handle->mode);
+        LOG_WARN("open %s for writing: %s", inode->path.c_str(), s.ToString().c_str());
         return ReplyStatus(req, s);
       }
     }
@@ -76,6 +96,12 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
       return ReplyStatus(req, object.status());
     }
     const std::shared_ptr<cache::ObjectHandle>& h = *object;
+    // A complete cached copy can be read by the kernel itself (fs/passthrough.h). Counted
+    // before the inode's attributes change: on a conflict they stay the old version's.
+    if (!BeginOpen(req, *handle, inode->path, h->complete() ? h->fd() : -1, &backing_id,
+                   /*join_only=*/false, h->fd())) {
+      return;
+    }
     // While the ETag is the one the kernel's pages came from, they may be kept across opens.
     fi->keep_cache = inodes_.SwapOpenedEtag(ino, h->etag()) == h->etag() ? 1 : 0;
     if (h->etag() != inode->attr.etag || h->size() != inode->attr.size) {
@@ -92,11 +118,6 @@ void FileSystem::Open(fuse_req_t req, Ino ino, fuse_file_info* fi) {
     }
     handle->reader = h;
     file_prefetcher_.Opened(inode->path);
-    // A complete cached copy can be read by the kernel itself (fs/passthrough.h).
-    if (!BeginOpen(req, *handle, inode->path, h->complete() ? h->fd() : -1, &backing_id,
-                   /*join_only=*/false, h->fd())) {
-      return;
-    }
   }
   // The kernel takes no other open flag with passthrough: its page cache is not used anyway.
   if (handle->mode == OpenMode::kPassthrough) fi->keep_cache = 0;

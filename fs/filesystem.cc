@@ -174,6 +174,11 @@ void FileSystem::Forget(Ino ino, uint64_t nlookup) {
 void FileSystem::GetAttr(fuse_req_t req, Ino ino) {
   std::optional<InodeInfo> inode = inodes_.Get(ino);
   if (!inode) return (void)fuse_reply_err(req, ESTALE);
+  if (inode->detached) {  // what its open files have: its path stands for another file now
+    struct stat st = ToStat(ino, inode->path, inode->attr);
+    st.st_nlink = 0;
+    return (void)fuse_reply_attr(req, &st, attr_timeout_);
+  }
   Result<cache::NodeAttr> attr = CurrentAttr(inode->path);
   if (!attr.ok()) return ReplyStatus(req, attr.status());
   inodes_.SetAttr(ino, *attr);

@@ -83,7 +83,9 @@ class FileSystem {
   // The metadata of a new file or directory (type_bits S_IFREG or S_IFDIR) made by req.
   static cache::FileMeta NewMeta(fuse_req_t req, mode_t type_bits, mode_t mode);
   // Counts a new open of handle.ino in passthrough_ and sets handle.mode; on a conflict it
-  // replies EBUSY and returns false (fs/passthrough.h). reader_fd: see Passthrough::Begin.
+  // detaches the inode from its path, replies ESTALE (the kernel looks the name up again and
+  // opens the new inode) and returns false (fs/passthrough.h). reader_fd: see
+  // Passthrough::Begin.
   bool BeginOpen(fuse_req_t req, struct FileHandle& handle, const std::string& path, int backing_fd,
                  int32_t* backing_id, bool join_only = false, int reader_fd = -1);
   // Publishes a file's new local state to the name cache and the kernel.

@@ -3,6 +3,12 @@
 #include <vector>
 
 namespace s3cachefs::fs {
+namespace {
+
+// The path of a detached inode: one no name can have (names hold no NUL), so it matches nothing.
+const std::string kDetachedPath("\0detached", 9);
+
+}  // namespace
 
 InodeTable::InodeTable() {
   Inode root;
@@ -28,7 +34,7 @@ InodeInfo InodeTable::Acquire(const std::string& path, const cache::NodeAttr& at
   if (inode.attr.type != attr.type) inode.opened_etag.clear();
   inode.attr = attr;
   ++inode.lookups;
-  return InodeInfo{ino, inode.path, inode.attr, inode.opened_etag};
+  return InodeInfo{ino, inode.path, inode.attr, inode.opened_etag, false};
 }
 
 void InodeTable::Forget(Ino ino, uint64_t n) {
@@ -48,7 +54,8 @@ std::optional<InodeInfo> InodeTable::Get(Ino ino) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = inodes_.find(ino);
   if (it == inodes_.end()) return std::nullopt;
-  return InodeInfo{ino, it->second.path, it->second.attr, it->second.opened_etag};
+  return InodeInfo{ino, it->second.path, it->second.attr, it->second.opened_etag,
+                   it->second.path == kDetachedPath};
 }
 
 void InodeTable::SetAttr(Ino ino, const cache::NodeAttr& attr) {
@@ -68,19 +75,12 @@ std::string InodeTable::SwapOpenedEtag(Ino ino, const std::string& etag) {
 
 void InodeTable::Rename(const std::string& from, const std::string& to) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto detach = [this](const std::string& path) {
-    auto it = by_path_.find(path);
-    if (it == by_path_.end()) return;
-    // A path no name can have (names hold no NUL), so it matches nothing any more.
-    inodes_[it->second].path = std::string("\0detached", 9);
-    by_path_.erase(it);
-  };
   // Whatever stood at or below the target is replaced.
   std::vector<std::string> replaced;
   for (const auto& [path, ino] : by_path_) {
     if (path == to || path.rfind(to + "/", 0) == 0) replaced.push_back(path);
   }
-  for (const std::string& path : replaced) detach(path);
+  for (const std::string& path : replaced) DetachLocked(path);
 
   std::vector<std::pair<std::string, Ino>> moved;
   for (const auto& [path, ino] : by_path_) {
@@ -92,6 +92,23 @@ void InodeTable::Rename(const std::string& from, const std::string& to) {
     by_path_[new_path] = ino;
     inodes_[ino].path = new_path;
   }
+}
+
+void InodeTable::Detach(Ino ino) {
+  if (ino == kRootIno) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return;
+  const std::string path = it->second.path;  // DetachLocked changes it
+  auto by_path = by_path_.find(path);
+  if (by_path != by_path_.end() && by_path->second == ino) DetachLocked(path);
+}
+
+void InodeTable::DetachLocked(const std::string& path) {
+  auto it = by_path_.find(path);
+  if (it == by_path_.end()) return;
+  inodes_[it->second].path = kDetachedPath;
+  by_path_.erase(it);
 }
 
 size_t InodeTable::size() const {

@@ -26,6 +26,9 @@ struct InodeInfo {
   // ETag of the content last opened through this inode: while a new open sees the same ETag
   // the kernel may keep its page cache (FOPEN_KEEP_CACHE).
   std::string opened_etag;
+  // No longer the inode of its path (replaced by a rename, or by a newer version of the
+  // object while this one was open): it lives on for the kernel's references, with attr.
+  bool detached = false;
 };
 
 class InodeTable {
@@ -53,6 +56,11 @@ class InodeTable {
   // An inode that stood for to is detached from its path (the kernel drops it in time).
   void Rename(const std::string& from, const std::string& to);
 
+  // Detaches ino from its path: the next lookup of the path makes a new inode, while this one
+  // stays valid for the kernel's references (its open files) until it is forgotten. No-op for
+  // the root, an unknown number or one already detached.
+  void Detach(Ino ino);
+
   size_t size() const;
 
  private:
@@ -62,6 +70,8 @@ class InodeTable {
     std::string opened_etag;
     uint64_t lookups = 0;
   };
+
+  void DetachLocked(const std::string& path);
 
   mutable std::mutex mu_;  // guards every field below
   Ino next_ino_ = kRootIno + 1;

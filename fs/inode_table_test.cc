@@ -53,8 +53,32 @@ TEST(InodeTable, RenameMovesTheSubtreeAndDetachesTheTarget) {
   EXPECT_EQ(t.Get(child)->path, "b/x");
   EXPECT_EQ(t.Get(sibling)->path, "ab");  // a prefix of the name is not a child
   EXPECT_NE(t.Get(target)->path, "b");
+  EXPECT_TRUE(t.Get(target)->detached);
+  EXPECT_FALSE(t.Get(dir)->detached);
   // A lookup of the new path finds the moved inode, not the replaced one.
   EXPECT_EQ(t.Acquire("b/x", File(1)).ino, child);
+}
+
+// A newer version of an object opened next to open files of the old one: the path gets a new
+// inode, the old one lives on with its attributes until the kernel forgets it.
+TEST(InodeTable, DetachGivesThePathANewInode) {
+  InodeTable t;
+  const Ino old_ino = t.Acquire("f", File(1)).ino;
+  t.Detach(old_ino);
+  std::optional<InodeInfo> old_info = t.Get(old_ino);
+  ASSERT_TRUE(old_info.has_value());
+  EXPECT_TRUE(old_info->detached);
+  EXPECT_EQ(old_info->attr.size, 1u);
+  const InodeInfo fresh = t.Acquire("f", File(2));
+  EXPECT_NE(fresh.ino, old_ino);
+  EXPECT_FALSE(fresh.detached);
+  t.Detach(old_ino);  // already detached: the path keeps its new inode
+  EXPECT_EQ(t.Acquire("f", File(2)).ino, fresh.ino);
+  t.Forget(old_ino, 1);
+  EXPECT_FALSE(t.Get(old_ino).has_value());
+  EXPECT_EQ(t.Get(fresh.ino)->path, "f");  // forgetting the old one leaves the path alone
+  t.Detach(kRootIno);
+  EXPECT_FALSE(t.Get(kRootIno)->detached);
 }
 
 }  // namespace

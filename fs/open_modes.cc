@@ -9,7 +9,6 @@ OpenMode OpenModes::Begin(Ino ino, std::optional<FileId> backing,
   std::unique_lock<std::mutex> lock(mu_);
   const auto start = std::chrono::steady_clock::now();
   const auto upgrade_deadline = start + upgrade_wait_;
-  const auto conflict_deadline = start + conflict_wait_;
   for (;;) {
     Counts& c = inodes_[ino];  // looked up after each wait: End may have erased it
     const auto now = std::chrono::steady_clock::now();
@@ -41,9 +40,14 @@ OpenMode OpenModes::Begin(Ino ino, std::optional<FileId> backing,
       ++c.cached;
       return OpenMode::kCached;
     }
-    if (now >= conflict_deadline) return OpenMode::kConflict;
-    released_.wait_until(lock, conflict_deadline);
+    return OpenMode::kConflict;
   }
+}
+
+bool OpenModes::HasPassthrough(Ino ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = inodes_.find(ino);
+  return it != inodes_.end() && it->second.passthrough > 0;
 }
 
 void OpenModes::End(Ino ino, OpenMode mode, const UnregisterFn& unregister) {

@@ -4,9 +4,10 @@
 // testable without a mount.
 //
 // The counts lag the kernel's a little: a close() returns before its RELEASE reaches us, so
-// `cat f; echo x >>f` can bring the writer's OPEN while the reader is still counted. Begin
-// therefore waits for such releases: up to conflict_wait before it calls an open a conflict,
-// and up to upgrade_wait for page-cache and direct opens to go before it gives up passthrough.
+// `cat f; cat f` can bring the second OPEN while the first is still counted. Begin therefore
+// waits up to upgrade_wait for page-cache and direct opens to go before it gives up
+// passthrough. A conflict is answered at once: its caller gives the open a new inode, which
+// does not depend on the others closing (fs/passthrough.h).
 #pragma once
 
 #include <sys/types.h>
@@ -38,8 +39,7 @@ struct FileId {
 
 class OpenModes {
  public:
-  OpenModes(std::chrono::milliseconds conflict_wait, std::chrono::milliseconds upgrade_wait)
-      : conflict_wait_(conflict_wait), upgrade_wait_(upgrade_wait) {}
+  explicit OpenModes(std::chrono::milliseconds upgrade_wait) : upgrade_wait_(upgrade_wait) {}
 
   // Registers the backing file of a first passthrough open: its id (> 0), or 0 when it cannot
   // be used (the open is then a cached one).
@@ -59,6 +59,8 @@ class OpenModes {
   // Uncounts an open made by Begin; the backing id of the inode's last passthrough open is
   // given to unregister.
   void End(Ino ino, OpenMode mode, const UnregisterFn& unregister);
+  // Whether ino has passthrough opens counted now.
+  bool HasPassthrough(Ino ino);
 
  private:
   struct Counts {
@@ -68,7 +70,6 @@ class OpenModes {
     int32_t backing_id = 0;
     FileId file;
   };
-  const std::chrono::milliseconds conflict_wait_;
   const std::chrono::milliseconds upgrade_wait_;
   std::mutex mu_;
   std::condition_variable released_;  // an open was uncounted

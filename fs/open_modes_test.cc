@@ -31,7 +31,7 @@ class OpenModesTest : public ::testing::Test {
     modes_.End(ino, mode, [this](int32_t id) { unregistered_.push_back(id); });
   }
 
-  OpenModes modes_{std::chrono::milliseconds(0), std::chrono::milliseconds(0)};
+  OpenModes modes_{std::chrono::milliseconds(0)};
   int32_t registered_ = 0;
   bool refuse_ = false;
   std::vector<int32_t> unregistered_;
@@ -137,35 +137,28 @@ TEST_F(OpenModesTest, RefusedRegistrationGivesACachedOpen) {
   EXPECT_TRUE(unregistered_.empty());
 }
 
-TEST(OpenModesWaitTest, AnOpenWaitsForReleasesOnTheirWay) {
+TEST(OpenModesWaitTest, APassthroughOpenWaitsForACachedReleaseOnItsWay) {
   using std::chrono::milliseconds;
-  OpenModes modes(milliseconds(5000), milliseconds(5000));
+  OpenModes modes(milliseconds(5000));
   auto registered = [] { return int32_t{1}; };
   auto unregister = [](int32_t) {};
   int32_t id = 0;
-  ASSERT_EQ(modes.Begin(7, FileId{1, 100}, registered, &id), OpenMode::kPassthrough);
-  // A writer arrives before the reader's release: it waits for it instead of conflicting.
-  std::thread release([&] {
-    std::this_thread::sleep_for(milliseconds(50));
-    modes.End(7, OpenMode::kPassthrough, unregister);
-  });
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(modes.Begin(7, std::nullopt, registered, &id), OpenMode::kCached);
-  release.join();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(4000));
+  ASSERT_EQ(modes.Begin(7, std::nullopt, registered, &id), OpenMode::kCached);
   // A reader of the cached copy arrives before the writer's release: it waits, then gets
   // passthrough.
-  std::thread release2([&] {
+  std::thread release([&] {
     std::this_thread::sleep_for(milliseconds(50));
     modes.End(7, OpenMode::kCached, unregister);
   });
+  const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(modes.Begin(7, FileId{1, 100}, registered, &id), OpenMode::kPassthrough);
-  release2.join();
+  release.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(4000));
 }
 
 TEST(OpenModesWaitTest, APassthroughOpenWaitsForADirectReleaseOnItsWay) {
   using std::chrono::milliseconds;
-  OpenModes modes(milliseconds(5000), milliseconds(5000));
+  OpenModes modes(milliseconds(5000));
   auto registered = [] { return int32_t{1}; };
   auto unregister = [](int32_t) {};
   int32_t id = 0;
@@ -179,19 +172,23 @@ TEST(OpenModesWaitTest, APassthroughOpenWaitsForADirectReleaseOnItsWay) {
   release.join();
 }
 
-TEST(OpenModesWaitTest, WaitsAreBounded) {
+TEST(OpenModesWaitTest, WaitsAreBoundedAndConflictsImmediate) {
   using std::chrono::milliseconds;
-  OpenModes modes(milliseconds(100), milliseconds(20));
+  OpenModes modes(milliseconds(20));
   auto registered = [] { return int32_t{1}; };
   int32_t id = 0;
   ASSERT_EQ(modes.Begin(7, std::nullopt, registered, &id), OpenMode::kCached);
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(modes.Begin(7, FileId{1, 100}, registered, &id), OpenMode::kCached);
   EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(20));
+  // A conflict does not wait for the passthrough opens to close: the open goes to a new inode.
   ASSERT_EQ(modes.Begin(8, FileId{1, 200}, registered, &id), OpenMode::kPassthrough);
+  EXPECT_TRUE(modes.HasPassthrough(8));
+  EXPECT_FALSE(modes.HasPassthrough(7));
   start = std::chrono::steady_clock::now();
   EXPECT_EQ(modes.Begin(8, std::nullopt, registered, &id), OpenMode::kConflict);
-  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(100));
+  EXPECT_EQ(modes.Begin(8, FileId{1, 300}, registered, &id), OpenMode::kConflict);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(20));
 }
 
 }  // namespace

@@ -363,8 +363,9 @@ Cache options:
                          but reads above 960K were measured 8 times slower)
   -o passthrough=0|1     let the kernel read files whose whole object is cached straight from
                          the cache file (FUSE passthrough: Linux 6.9+, daemon run as root;
-                         default 1, used where available). While a file is open that way, a
-                         truncating writer or a reader of a newer version of it gets EBUSY
+                         default 1, used where available). While a file is open that way,
+                         writers join it (`>' cuts it in place), and a newer version in S3
+                         is opened as a new inode (the open files keep the old one)
   -o cold_direct=0|1     with passthrough: reads of an object not wholly cached yet bypass
                          the kernel's page cache (direct I/O), so its bytes are cached once
                          and the next open is a passthrough one (default 1). Reads of a few

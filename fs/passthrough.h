@@ -22,11 +22,13 @@
 //   - a writer of the same cache file while passthrough handles are open joins them: its
 //     writes go to the file without the daemon seeing them, so the entry is kept DIRTY from
 //     its open to its release (cache::WritableFile::BeginUnseenWrites) and uploaded at each
-//     close as usual, and once more at its release;
-//   - conflict: any other open while passthrough handles are open — a truncating writer, or
-//     a reader of a newer version of the object. After waiting up to a second for them to
-//     close it fails with EBUSY (the kernel would fail it with EIO); nothing is changed, and
-//     it succeeds once those readers close (or with -o passthrough=0);
+//     close as usual, and once more at its release. A truncating writer joins too, and then
+//     truncates the shared file in place;
+//   - conflict: any other open while passthrough handles are open: an open of a newer version
+//     of the object (its cache file differs), or a reader of a download. The caller detaches
+//     the inode from its path and answers ESTALE, so the kernel looks the name up again and
+//     opens the new inode the lookup gives, while the open files keep the old one (as after a
+//     rename over an open file);
 //   - direct: a reader of an object not wholly cached yet, when passthrough is in use (and
 //     -o cold_direct=1, the default), is served by the daemon without the kernel's page cache
 //     (FOPEN_DIRECT_IO): its bytes are then cached once, in the cache file, not also in the
@@ -77,6 +79,8 @@ class Passthrough {
                  int reader_fd = -1);
   // Uncounts an open made with Begin (at release, or when its reply failed).
   void End(Ino ino, OpenMode mode);
+  // Whether ino has passthrough opens now (they may close at any time).
+  bool HasPassthroughOpens(Ino ino) { return modes_.HasPassthrough(ino); }
 
   // fuse_reply_open() with FOPEN_PASSTHROUGH and backing_id in the reply.
   static int ReplyOpen(fuse_req_t req, const fuse_file_info* fi, int32_t backing_id);
@@ -105,7 +109,7 @@ class Passthrough {
   std::atomic<bool> direct_mmap_{false};  // INIT has FUSE_DIRECT_IO_ALLOW_MMAP
   // A conflicting open waits up to a second for the passthrough opens to go (their RELEASE may
   // be on its way); one that could be passthrough waits 5 ms for page-cache opens to go.
-  OpenModes modes_{std::chrono::seconds(1), std::chrono::milliseconds(5)};
+  OpenModes modes_{std::chrono::milliseconds(5)};
   std::atomic<uint64_t> opens_{0};
   std::atomic<uint64_t> direct_opens_{0};
 };

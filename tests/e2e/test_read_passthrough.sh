@@ -2,10 +2,10 @@
 # FUSE passthrough (fs/passthrough.h): once an object is wholly in the cache, the kernel reads it
 # straight from the cache file — proven by reading it while the daemon is stopped, with the page
 # cache dropped. Reads of an object not wholly cached yet are direct opens (no kernel page
-# cache; a shared mmap still works), unless -o cold_direct=0. An appending writer joins
-# passthrough readers (its bytes reach S3); opens that cannot (a truncating writer, a reader of a
-# newer version) fail with EBUSY while those are open and change nothing; -o passthrough=0 turns
-# it off.
+# cache; a shared mmap still works), unless -o cold_direct=0. Writers join passthrough readers
+# (an appending one writes the shared file, a truncating one cuts it in place; their bytes reach
+# S3); a reader of a newer version gets a new inode, as after a rename over an open file;
+# -o passthrough=0 turns it off.
 source "$(dirname "$0")/lib.sh" "$1"
 if ! grep -q '^CONFIG_FUSE_PASSTHROUGH=y' <(zcat /proc/config.gz 2>/dev/null) &&
   ! grep -qs '^CONFIG_FUSE_PASSTHROUGH=y' "/boot/config-$(uname -r)"; then
@@ -69,7 +69,7 @@ check_eq "the mapped file, cached, read with the daemon stopped" "$(sha < "$E2E_
 
 # An appending writer next to a passthrough reader of the same cached file joins it: the
 # kernel writes the file itself, S3 gets it at close, and the reader sees the new bytes (one
-# file). A truncating writer cannot join (it would need a new file): EBUSY, nothing changed.
+# file).
 small_sha=$(sha < "$E2E_TMP/small")
 check_eq "small, cold" "$small_sha" "$(sha < "$MNT/small")"
 exec 3<"$MNT/small"  # cached now: passthrough
@@ -78,14 +78,14 @@ echo "appended" >>"$MNT/small" || fail "append next to a passthrough reader"
 check_eq "S3 has the appended file" "$(sha < "$E2E_TMP/small2")" \
   "$(awsq s3 cp --quiet s3://passthru/small - | sha)"
 check_eq "the passthrough reader sees the appended bytes" "$(sha < "$E2E_TMP/small2")" "$(sha <&3)"
-if echo "replaced" 2>"$E2E_TMP/trunc.err" >"$MNT/small"; then fail "a truncating writer next to a passthrough reader succeeded"; fi
-check "the truncating writer failed with EBUSY" grep -q "busy" "$E2E_TMP/trunc.err"
-check_eq "S3 still has the appended file" "$(sha < "$E2E_TMP/small2")" \
-  "$(awsq s3 cp --quiet s3://passthru/small - | sha)"
-exec 3<&-
-echo "replaced" >"$MNT/small" || fail "truncating writer once the passthrough reader is closed"
+# A truncating writer joins as well: it cuts the shared file in place, as O_TRUNC does to a
+# local file that is being read, so the reader sees the new content and S3 gets it at close.
+echo "replaced" >"$MNT/small" || fail "a truncating writer next to a passthrough reader"
 check_eq "S3 has the replaced file" "$(echo replaced | sha)" \
   "$(awsq s3 cp --quiet s3://passthru/small - | sha)"
+check_eq "the passthrough reader sees the replaced file" "$(echo replaced | sha)" \
+  "$(python3 -c 'import os, sys; sys.stdout.buffer.write(os.pread(3, 1 << 20, 0))' | sha)"
+exec 3<&-
 echo "appended" >>"$MNT/small"
 printf 'replaced\nappended\n' > "$E2E_TMP/small2"
 exec 4>>"$MNT/small"
@@ -96,19 +96,28 @@ check_eq "the appended file, cached, read with the daemon stopped" "$(sha < "$E2
   "$(stopped_read "$MNT/small" "$MNT_PID")"
 
 # A newer version in S3 while the old one is open through passthrough (revalidate=0 asks S3 at
-# every open): busy until the old reader closes, then read and served from the cache.
+# every open): the kernel takes no other file for that inode, so the name gets a new inode
+# (ESTALE, and the kernel looks it up again), as after a rename over an open file; the old
+# reader keeps reading the old version.
 exec 5<"$MNT/data"
+old_ino=$(stat -c %i "$MNT/data")
 head -c $((24 << 20)) /dev/urandom > "$E2E_TMP/data2"
 awsq s3 cp --quiet "$E2E_TMP/data2" s3://passthru/data
-if sha <"$MNT/data" 2>/dev/null >/dev/null; then fail "a newer version opened next to a passthrough reader"; fi
-check_eq "the old reader still reads the old version" "$want" "$(sha <&5)"
-exec 5<&-
-check_eq "the new version once the old reader is closed" "$(sha < "$E2E_TMP/data2")" \
+new_sha=$(sha < "$E2E_TMP/data2")
+check_eq "a newer version opened next to a passthrough reader of the old one" "$new_sha" \
   "$(sha < "$MNT/data")"
+check "the newer version has a new inode" test "$(stat -c %i "$MNT/data")" != "$old_ino"
+exec 6<"$MNT/data"
+check_eq "the old reader still reads the old version" "$want" "$(sha <&5)"
+check_eq "a second reader of the newer version" "$new_sha" "$(sha <&6)"
+exec 5<&- 6<&-
+check_eq "the new version once the old reader is closed" "$new_sha" "$(sha < "$MNT/data")"
 check_eq "new version from the cache, daemon stopped" "$(sha < "$E2E_TMP/data2")" \
   "$(stopped_read "$MNT/data" "$MNT_PID")"
 unmount_fs "$MNT" "$MNT_PID"
 grep -q "FUSE passthrough on" "$E2E_TMP/m1.log" || fail "the daemon did not log that passthrough is on"
+check "the daemon logged the new inode for the newer version" \
+  grep -q "open data: its older version is open through passthrough: a new inode" "$E2E_TMP/m1.log"
 opens=$(stat_counter "$E2E_TMP/m1.log" passthrough_opens)
 check "passthrough opens counted (got $opens)" test "$opens" -ge 5
 direct=$(stat_counter "$E2E_TMP/m1.log" direct_opens)
