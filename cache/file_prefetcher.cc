@@ -19,7 +19,7 @@ constexpr size_t kMaxScans = 64;
 FilePrefetcher::FilePrefetcher(Namespace& names, ObjectCache& objects, FilePrefetchConfig config)
     : names_(names), objects_(objects), config_(config) {
   if (config_.lookahead == 0) return;
-  for (size_t i = 0; i < std::max<size_t>(1, config_.threads); ++i) {
+  for (size_t i = 0; i < config_.lookahead + 1; ++i) {
     workers_.emplace_back([this] { Work(); });
   }
 }

@@ -4,8 +4,12 @@
 // Tools that read a directory's files open them in listing order (the glob, readdir order and
 // our listings are all sorted by name). When a file is opened right after its predecessor in
 // its directory's listing, the next `lookahead` files of at most max_size bytes are handed to
-// ObjectCache::Prefetch (cached or in-flight ones cost nothing), by `threads` workers. A file
-// opened out of order starts no prefetch, so random access to a directory costs nothing extra.
+// ObjectCache::Prefetch (cached or in-flight ones cost nothing). A prefetch holds its worker
+// for one round trip (until the first answer is in), so there are lookahead + 1 workers: the
+// whole lookahead in flight at once, and one to plan the next open's. Against a distant
+// endpoint only requests in flight add up (through a proxy with 20 ms round trips, 1,000 files
+// of 64 KiB: 63 files/s with 2 workers, 129 with 5, 306 with 17). A file opened out of order
+// starts no prefetch, so random access to a directory costs nothing extra.
 //
 // Opened() never blocks on S3: the listing lookup and the prefetches run on the workers (the
 // listing normally comes from the cache: the open has just looked the file up).
@@ -29,9 +33,8 @@
 namespace s3cachefs::cache {
 
 struct FilePrefetchConfig {
-  size_t lookahead = 4;            // files fetched ahead of a scan; 0 turns prefetching off
+  size_t lookahead = 16;           // files fetched ahead of a scan; 0 turns prefetching off
   uint64_t max_size = 8ull << 20;  // larger files are left to their open
-  size_t threads = 2;              // prefetches at once
 };
 
 class FilePrefetcher {

@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "cache/namespace.h"
 #include "cache/object_cache_test_util.h"
@@ -38,7 +41,7 @@ class FilePrefetcherTest : public ObjectCacheTest {
   }
   void Start(size_t lookahead) {
     prefetcher_ = std::make_unique<FilePrefetcher>(*names_, *cache_,
-                                                   FilePrefetchConfig{lookahead, 2 * kChunk, 2});
+                                                   FilePrefetchConfig{lookahead, 2 * kChunk});
   }
   // Opens dir/<name> the way the fs layer does: OpenRead, then Opened.
   void Open(const std::string& name) {
@@ -67,6 +70,26 @@ TEST_F(FilePrefetcherTest, OpensInListingOrderFetchTheNextFilesOnce) {
   ASSERT_TRUE(WaitFor([&] { return cache_->counters().downloading == 0; }));
   EXPECT_EQ(gets(), gets_before + 3);
   EXPECT_EQ(cache_->counters().hits, 4u);
+}
+
+// A prefetch waits for its GET's answer: the whole lookahead is in flight at once only with a
+// worker for each (against a distant endpoint that is what the scan's speed depends on).
+TEST_F(FilePrefetcherTest, TheWholeLookaheadIsInFlightAtOnce) {
+  std::atomic<int> in_flight{0};
+  std::atomic<int> most{0};
+  client_.before_get = [&](const s3::GetRequest&) {
+    int n = ++in_flight;
+    for (int m = most.load(); n > m && !most.compare_exchange_weak(m, n);) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    --in_flight;
+    return Status::Ok();
+  };
+  Start(6);
+  Open("f00");
+  Open("f01");
+  EXPECT_EQ(Prefetched(), 6u);  // f02 .. f07
+  EXPECT_EQ(most.load(), 6);
 }
 
 TEST_F(FilePrefetcherTest, OpensOutOfOrderFetchNothing) {

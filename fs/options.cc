@@ -355,8 +355,8 @@ Cache options:
   -o dir_prefetch=N      when a walk (find, ls -R) enters a subdirectory, list the next N
                          sibling directories in the background (default 4; 0: off)
   -o file_prefetch=N     when files of a directory are opened in order (cat dir/*, cp -r),
-                         fetch the next N files of up to 8 MiB in the background
-                         (default 4; 0: off)
+                         fetch the next N files of up to 8 MiB in the background, all at
+                         once (default 16; 0: off)
   -o read_ahead=SIZE     the kernel's read-ahead for the mount (default 1M; needs root, else
                          the kernel's 128K stays; 0: leave it)
   -o max_read=SIZE       the largest read request the kernel sends (default 512K; up to 1M,

@@ -39,7 +39,7 @@ struct MountOptions {
   // Sibling directories listed ahead of a tree walk (cache/dir_prefetcher.h); 0 = off.
   unsigned dir_prefetch = 4;
   // Files fetched ahead of a directory scan (cache/file_prefetcher.h); 0 = off.
-  unsigned file_prefetch = 4;
+  unsigned file_prefetch = 16;
   // Write-back: sync = close returns once S3 has the file; async = once it is durable locally.
   bool write_back_async = false;
   // How long unmount waits for pending uploads before leaving them for the next mount.

@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "cache/file_prefetcher.h"
+
 namespace s3cachefs::fs {
 namespace {
 
@@ -92,7 +94,7 @@ TEST(MountOptions, DirPrefetch) {
   EXPECT_EQ(Parse({"b", "/m", "-o", "dir_prefetch=16"})->dir_prefetch, 16u);
   EXPECT_FALSE(Parse({"b", "/m", "-o", "dir_prefetch=65"}).ok());
   EXPECT_FALSE(Parse({"b", "/m", "-o", "dir_prefetch=x"}).ok());
-  EXPECT_EQ(Parse({"b", "/m"})->file_prefetch, 4u);
+  EXPECT_EQ(Parse({"b", "/m"})->file_prefetch, cache::FilePrefetchConfig{}.lookahead);
   EXPECT_EQ(Parse({"b", "/m", "-o", "file_prefetch=0"})->file_prefetch, 0u);
   EXPECT_FALSE(Parse({"b", "/m", "-o", "file_prefetch=65"}).ok());
 }
