@@ -23,7 +23,9 @@ DirPrefetcher::DirPrefetcher(Namespace& names, DirPrefetchConfig config)
   if (config_.lookahead == 0) {
     return;
   }
-  const size_t threads = std::clamp<size_t>(config_.threads, 1, config_.lookahead);
+  const size_t threads = config_.threads == 0
+                             ? config_.lookahead
+                             : std::clamp<size_t>(config_.threads, 1, config_.lookahead);
   workers_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) {
     workers_.emplace_back([this] { Work(); });

@@ -38,9 +38,12 @@ namespace s3cachefs::cache {
 
 struct DirPrefetchConfig {
   // Sibling directories listed ahead of the walk; 0 turns prefetching off (no threads).
-  size_t lookahead = 4;
-  // Worker threads, i.e. background LISTs at once (at most lookahead).
-  size_t threads = 4;
+  size_t lookahead = 16;
+  // Worker threads, i.e. background LISTs at once (at most lookahead); 0: lookahead, so that
+  // all of it is in flight at once. A LIST is a round trip: against a distant endpoint the
+  // walk goes as fast as the LISTs in flight (through a proxy with 20 ms round trips, `find`
+  // over 50 directories: 490 ms with 4, 360 with 8, 325 with 16).
+  size_t threads = 0;
 };
 
 class DirPrefetcher {

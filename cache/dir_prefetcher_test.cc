@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cache/namespace.h"
@@ -31,12 +34,14 @@ class RecordingS3 : public test::SlowS3 {
       std::lock_guard<std::mutex> lock(mu_);
       prefixes_.push_back(request.prefix);
     }
+    if (before_list) before_list();
     return SlowS3::ListObjectsV2(request);
   }
   std::vector<std::string> prefixes() const {
     std::lock_guard<std::mutex> lock(mu_);
     return prefixes_;
   }
+  std::function<void()> before_list;  // set before the LISTs it sees start
   void clear() {
     std::lock_guard<std::mutex> lock(mu_);
     prefixes_.clear();
@@ -159,6 +164,24 @@ TEST_F(DirPrefetcherTest, NearestFirstAheadOfOlderWork) {
   s3_.Release();
   prefetcher.WaitIdle();
   EXPECT_THAT(s3_.prefixes(), ElementsAre("tree/d1/", "tree/d6/", "tree/d7/", "tree/d2/"));
+}
+
+TEST_F(DirPrefetcherTest, TheWholeLookaheadIsListedAtOnce) {
+  DirPrefetcher prefetcher(*names_, DirPrefetchConfig{.lookahead = 6});
+  OpenDir(prefetcher, "tree");
+  std::atomic<int> in_flight{0};
+  std::atomic<int> most{0};
+  s3_.before_list = [&] {
+    int n = ++in_flight;
+    for (int m = most.load(); n > m && !most.compare_exchange_weak(m, n);) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    --in_flight;
+  };
+  prefetcher.Entering("tree/d0");
+  prefetcher.WaitIdle();
+  EXPECT_EQ(s3_.prefixes().size(), 1u + 6u);  // tree/, then d1 .. d6
+  EXPECT_EQ(most.load(), 6);
 }
 
 TEST_F(DirPrefetcherTest, DestructionWaitsForTheListInFlight) {

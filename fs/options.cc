@@ -353,7 +353,8 @@ Cache options:
   -o dir_ttl=SECONDS     how long a directory listing is reused (default 30)
   -o negative_ttl=SECONDS  how long a missing name is remembered (default 5)
   -o dir_prefetch=N      when a walk (find, ls -R) enters a subdirectory, list the next N
-                         sibling directories in the background (default 4; 0: off)
+                         sibling directories in the background, all at once (default 16;
+                         0: off)
   -o file_prefetch=N     when files of a directory are opened in order (cat dir/*, cp -r),
                          fetch the next N files of up to 8 MiB in the background, all at
                          once (default 16; 0: off)

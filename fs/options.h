@@ -37,7 +37,7 @@ struct MountOptions {
   std::chrono::milliseconds dir_ttl{std::chrono::seconds(30)};
   std::chrono::milliseconds negative_ttl{std::chrono::seconds(5)};
   // Sibling directories listed ahead of a tree walk (cache/dir_prefetcher.h); 0 = off.
-  unsigned dir_prefetch = 4;
+  unsigned dir_prefetch = 16;
   // Files fetched ahead of a directory scan (cache/file_prefetcher.h); 0 = off.
   unsigned file_prefetch = 16;
   // Write-back: sync = close returns once S3 has the file; async = once it is durable locally.

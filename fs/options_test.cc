@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "cache/dir_prefetcher.h"
 #include "cache/file_prefetcher.h"
 
 namespace s3cachefs::fs {
@@ -89,9 +90,9 @@ TEST(MountOptions, ErrorsNameTheArgument) {
 }
 
 TEST(MountOptions, DirPrefetch) {
-  EXPECT_EQ(Parse({"b", "/m"})->dir_prefetch, 4u);
+  EXPECT_EQ(Parse({"b", "/m"})->dir_prefetch, cache::DirPrefetchConfig{}.lookahead);
   EXPECT_EQ(Parse({"b", "/m", "-o", "dir_prefetch=0"})->dir_prefetch, 0u);
-  EXPECT_EQ(Parse({"b", "/m", "-o", "dir_prefetch=16"})->dir_prefetch, 16u);
+  EXPECT_EQ(Parse({"b", "/m", "-o", "dir_prefetch=8"})->dir_prefetch, 8u);
   EXPECT_FALSE(Parse({"b", "/m", "-o", "dir_prefetch=65"}).ok());
   EXPECT_FALSE(Parse({"b", "/m", "-o", "dir_prefetch=x"}).ok());
   EXPECT_EQ(Parse({"b", "/m"})->file_prefetch, cache::FilePrefetchConfig{}.lookahead);
