@@ -102,7 +102,7 @@ struct ObjectCacheConfig {
 
   // Write-back (cache/write_types.h).
   WriteBackMode write_back = WriteBackMode::kSync;
-  int upload_threads = 4;       // background uploads in flight (async and retries)
+  int upload_threads = 16;      // background uploads in flight (async and retries)
   s3::TransferTuning transfer;  // multipart threshold, part size, parallel parts
   std::chrono::milliseconds upload_retry_max_delay{std::chrono::seconds(30)};
   // First retry delay of a failed upload; it doubles with each failure up to the maximum.

@@ -382,7 +382,7 @@ Transfers:
                          would need more than 10,000)
   -o parallel_parts=N    parts in flight for one upload (default 8; 1..64)
   -o parallel_uploads=N  files uploaded at once in the background (async write-back and
-                         retries; default 4; 1..64)
+                         retries; default 16; 1..64)
   Against a distant S3 endpoint, more GETs and parts in flight make up for the round trips.
 
 Write-back:
