@@ -47,7 +47,7 @@ readonly ALL_FS="s3cachefs,s3fs,s3fs-tuned,rclone,rclone-tuned"
 # Known but not run unless asked for (--fs): s3cachefs in its other write-back mode.
 readonly KNOWN_FS="$ALL_FS,s3cachefs-async"
 # Workloads in the order they run; each is a function wl_<name>.
-readonly ALL_WORKLOADS="seq_cold seq_cold_far seq_warm seq_hot small_cold small_warm find ls_lR stat write_seq write_small fio_rand rand_cold"
+readonly ALL_WORKLOADS="seq_cold seq_cold_far seq_warm seq_hot small_cold small_cold_far small_warm find ls_lR stat write_seq write_small fio_rand rand_cold"
 # Limits of this machine; each is a function limit_<name>.
 readonly ALL_LIMITS="raw_get raw_put disk_read pagecache_read curl_small local_small list_flat curl_put_small local_fio"
 # The tuned options from the issue (and /work/shared/peers.md).
@@ -112,6 +112,9 @@ FAR_MIB=$((BIG_MIB < 512 ? BIG_MIB : 512))
 FAR_RTT_MS="${BENCH_FAR_RTT_MS:-20}"
 FAR_RATE_MBPS="${BENCH_FAR_RATE_MBPS:-25}"
 FAR_BYTES=$((FAR_MIB << 20))
+# small_cold_far: the first FAR_SMALL_N of the small objects read cold through the same proxy
+# (what a filesystem keeps in flight across files; one GET after another takes a round trip each).
+FAR_SMALL_N=$((SMALL_N < 200 ? SMALL_N : 200))
 BIG_BYTES=$((BIG_MIB << 20))
 WRITE_BYTES=$((WRITE_MIB << 20))
 readonly SMALL_SIZE=65536 WS_SIZE=4096
@@ -238,6 +241,7 @@ ROWS = [
     ("seq_warm", f"seq read warm {big}", "MiB/s", "hi", "disk_read", [("limit", 0.9)], True),
     ("seq_hot", f"seq read hot {big}", "MiB/s", "hi", "pagecache_read", [("limit", 0.8)], True),
     ("small_cold", f"read {params['SMALL_N']}x64KiB cold", "files/s", "hi", "curl_small", [("peer", 2.0)], True),
+    ("small_cold_far", f"read {params['FAR_SMALL_N']}x64KiB cold, far", "files/s", "hi", None, [], True),
     ("small_warm", f"read {params['SMALL_N']}x64KiB warm", "files/s", "hi", "local_small", [], True),
     ("find", f"find {params['TREE_N']} keys", "s", "lo", "list_flat", [("peer", 2.0)], True),
     ("ls_lR", f"ls -lR {params['TREE_N']} keys", "s", "lo", "list_flat", [("peer", 2.0)], True),
@@ -539,7 +543,7 @@ done
 selected() { [[ " ${SEL_WL[*]} ${SEL_LIM[*]} " =~ $1 ]]; }
 NEED_BIG=0 NEED_SMALL=0 NEED_TREE=0 NEED_WRITE=0
 selected ' (seq_cold|seq_cold_far|seq_warm|seq_hot|fio_rand|rand_cold|raw_get|disk_read|pagecache_read|local_fio) ' && NEED_BIG=1
-selected ' (small_cold|small_warm|curl_small|local_small) ' && NEED_SMALL=1
+selected ' (small_cold|small_cold_far|small_warm|curl_small|local_small) ' && NEED_SMALL=1
 selected ' (find|ls_lR|stat|list_flat) ' && NEED_TREE=1
 selected ' (write_seq|write_small|raw_put|curl_put_small) ' && NEED_WRITE=1
 
@@ -794,12 +798,15 @@ read_seq() {
   elapsed "$t0" "$t1"
 }
 
-# read_small DIR N: reads every file of DIR (one process, in name order), checks the bytes,
-# prints the seconds. The glob's readdir is part of the time.
+# read_small DIR N [FIRST]: reads every file of DIR, or its first FIRST (one process, in name
+# order), checks the bytes (N files), prints the seconds. The glob's readdir is part of the time.
 read_small() {
-  local dir=$1 n=$2 t0 t1 got
+  local dir=$1 n=$2 first=${3:-0} t0 t1 got
   t0=$(now)
-  got="$(timeout -k 10 "$TMO" bash -c 'cat "$1"/* | wc -c' _ "$dir")"
+  got="$(timeout -k 10 "$TMO" bash -c '
+    files=("$1"/*)
+    (($2 == 0)) || files=("${files[@]:0:$2}")
+    cat "${files[@]}" | wc -c' _ "$dir" "$first")"
   t1=$(now)
   [[ "$got" == $((n * SMALL_SIZE)) ]] || fail "read $got bytes from $dir, expected $((n * SMALL_SIZE))"
   elapsed "$t0" "$t1"
@@ -1156,6 +1163,18 @@ wl_small_cold() {
   unmount_fs
 }
 
+# Cold small files from a distant server: as small_cold, but through bench/farproxy.py, and the
+# first FAR_SMALL_N files (in name order, as `cat` opens them) (files/s).
+wl_small_cold_far() {
+  EP="$FAR_EP"
+  mount_fs
+  server_warm small/
+  local t
+  t=$(read_small "$MNT/small" "$FAR_SMALL_N" "$FAR_SMALL_N")
+  record small_cold_far "$(calc "$FAR_SMALL_N / $t")"
+  unmount_fs
+}
+
 # Warm small files: as the warm sequential read: read all once, unmount, drop the page cache,
 # mount on the same cache dir, read all again, timed (files/s).
 wl_small_warm() {
@@ -1380,6 +1399,7 @@ write_env() {
     echo "FAR_MIB=$FAR_MIB"
     echo "FAR_RTT_MS=$FAR_RTT_MS"
     echo "FAR_RATE_MBPS=$FAR_RATE_MBPS"
+    echo "FAR_SMALL_N=$FAR_SMALL_N"
     echo "MACHINE=$(machine)"
   } >"$OUT/params.env"
 }
@@ -1390,7 +1410,7 @@ main() {
   log "results in $OUT; scratch in $WORK"
   start_server
   log "s3rver at $EP (pid $S3PID)"
-  if selected ' seq_cold_far '; then
+  if selected ' (seq_cold_far|small_cold_far) '; then
     start_far_proxy
     log "farproxy at $FAR_EP (pid $FAR_PID): ${FAR_RTT_MS} ms round trips, ${FAR_RATE_MBPS} MB/s per connection"
   fi
