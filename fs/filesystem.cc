@@ -176,7 +176,6 @@ void FileSystem::GetAttr(fuse_req_t req, Ino ino) {
   if (!inode) return (void)fuse_reply_err(req, ESTALE);
   if (inode->detached) {  // what its open files have: its path stands for another file now
     struct stat st = ToStat(ino, inode->path, inode->attr);
-    st.st_nlink = 0;
     return (void)fuse_reply_attr(req, &st, attr_timeout_);
   }
   Result<cache::NodeAttr> attr = CurrentAttr(inode->path);
@@ -203,6 +202,8 @@ void FileSystem::SetAttr(fuse_req_t req, Ino ino, struct stat* attr, int to_set,
     FileHandle* handle = fi != nullptr ? GetFileHandle(fi) : nullptr;
     std::shared_ptr<cache::WritableFile> writer = handle != nullptr ? handle->writer : nullptr;
     const bool own_writer = writer == nullptr;
+    // A detached inode's path stands for another file: only its own writers may change it.
+    if (own_writer && inode->detached) return (void)fuse_reply_err(req, ESTALE);
     if (own_writer) {  // truncate(2) on a path: open, cut, write back
       Result<std::shared_ptr<cache::WritableFile>> opened =
           objects_.OpenWrite(key, attr->st_size == 0, false, HintFor(inode->attr));
@@ -221,6 +222,7 @@ void FileSystem::SetAttr(fuse_req_t req, Ino ino, struct stat* attr, int to_set,
   }
 
   if (!is_dir && (to_set & meta_bits) != 0) {
+    if (inode->detached) return (void)fuse_reply_err(req, ESTALE);
     cache::FileMeta meta;
     if ((to_set & FUSE_SET_ATTR_MODE) != 0) meta.mode = S_IFREG | (attr->st_mode & 07777);
     if ((to_set & FUSE_SET_ATTR_UID) != 0) meta.uid = attr->st_uid;
