@@ -46,6 +46,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cache/chunk_sink.h"
 #include "cache/file_util.h"
 #include "s3/client.h"
 #include "s3/status.h"
@@ -192,7 +193,7 @@ class Download : public std::enable_shared_from_this<Download> {
   // Wakes the block waiters whose blocks are now all in, of those overlapping [first, last).
   // Called with mu_ held.
   void NotifyBlocksLocked(uint64_t first, uint64_t last);
-  uint64_t WriteUnit() const;  // bytes per write of a body into the file
+  WriteUnits Units() const;  // the sizes of the writes of a body into the file
   uint64_t BlockLength(uint64_t index) const;
 
   const DownloadParams params_;

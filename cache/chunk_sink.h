@@ -1,0 +1,63 @@
+// Writes a ranged GET's body into the cache file at its place, in aligned units that grow
+// with the offset, and refuses more than was asked for.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "s3/client.h"
+
+namespace s3cachefs::cache {
+
+// The sizes of the writes into the cache file. curl hands a body over in 16-64 KiB pieces at
+// any offset; the page cache keeps each write's bytes in folios no larger than the write, and
+// every later read of the file (a hot read through passthrough above all) pays per folio. So
+// the body is buffered and written in units that end on multiples of their own size: min at
+// the start of the file, doubling with the offset (the unit at offset p is the largest power
+// of two <= p, within [min, max]) up to max. The first bytes of a file, which a new reader
+// waits for, come out in small units; the rest in larger ones.
+struct WriteUnits {
+  uint64_t min = 128ull << 10;
+  uint64_t max = 1ull << 20;
+
+  // Where the unit that starts at (or contains) pos ends: the next multiple, above pos, of the
+  // unit size at pos. A write from pos never crosses it, so every write but a request's first
+  // and last is a whole unit at a multiple of its size.
+  uint64_t EndAfter(uint64_t pos) const;
+};
+
+class ChunkSink : public s3::Sink {
+ public:
+  // Bytes go to out (which writes them in order from offset, as s3::FdSink does); at most
+  // limit bytes (more is an EIO: a server that ignores the Range header must not write over
+  // other blocks). progress, if set, hears the bytes written so far after each write.
+  ChunkSink(s3::Sink& out, uint64_t offset, uint64_t limit, WriteUnits units,
+            const std::atomic<bool>* cancelled, std::atomic<uint64_t>* counter,
+            std::function<void(uint64_t)> progress = nullptr);
+
+  Status Write(const char* data, size_t size) override;
+  // Writes what is still buffered: call once the request has answered.
+  Status Finish();
+  Status Reset() override;
+
+  uint64_t written() const { return written_; }
+
+ private:
+  Status Put(const char* data, size_t size);
+
+  s3::Sink& out_;
+  uint64_t offset_;
+  uint64_t limit_;
+  WriteUnits units_;
+  const std::atomic<bool>* cancelled_;
+  std::atomic<uint64_t>* counter_;
+  std::function<void(uint64_t)> progress_;
+  uint64_t written_ = 0;
+  std::unique_ptr<char[]> buf_;  // the unit being filled, made (larger) as needed
+  size_t capacity_ = 0;
+  size_t fill_ = 0;
+};
+
+}  // namespace s3cachefs::cache
