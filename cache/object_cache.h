@@ -204,6 +204,11 @@ class ObjectCache {
   virtual Result<std::shared_ptr<WritableFile>> OpenWrite(
       const std::string& key, bool truncate, bool create,
       const std::optional<ListingHint>& hint) = 0;
+  // A new file for key (open(O_CREAT | O_TRUNC)): OpenWrite(key, true, true) with meta set as
+  // SetMeta would, in the same index write as the DIRTY mark when the file is made here, so a
+  // crash cannot leave the new file without the mode and owner it was created with.
+  virtual Result<std::shared_ptr<WritableFile>> Create(const std::string& key,
+                                                       const FileMeta& meta) = 0;
 
   // What the cache knows locally about key / about every key under prefix that S3 may not show
   // yet (open for writing, DIRTY, or being uploaded): listings and attributes show these.

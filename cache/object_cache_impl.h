@@ -164,6 +164,8 @@ class ObjectCacheImpl : public ObjectCache {
   Result<std::shared_ptr<WritableFile>> OpenWrite(const std::string& key, bool truncate,
                                                   bool create,
                                                   const std::optional<ListingHint>& hint) override;
+  Result<std::shared_ptr<WritableFile>> Create(const std::string& key,
+                                               const FileMeta& meta) override;
   std::optional<LocalFile> Local(const std::string& key) override;
   std::vector<LocalFile> LocalUnder(const std::string& prefix) override;
   std::optional<FileMeta> Meta(const std::string& key) override;
@@ -249,7 +251,14 @@ class ObjectCacheImpl : public ObjectCache {
   // For OpenRead: a handle on the local file of key when it has a WriteEntry; null if none.
   Result<std::shared_ptr<ObjectHandle>> OpenLocal(const std::string& key);
   // OpenWrite's creator paths: fills a kOpening entry; on failure marks it failed and drops it.
-  Status CreateEmpty(const std::shared_ptr<WriteEntry>& entry, const std::string& base_etag);
+  // meta, if set, is merged into the entry's metadata before it is recorded.
+  Status CreateEmpty(const std::shared_ptr<WriteEntry>& entry, const std::string& base_etag,
+                     const FileMeta* meta = nullptr);
+  // OpenWrite and Create: meta as for Create, or null.
+  Result<std::shared_ptr<WritableFile>> OpenWriteWith(const std::string& key, bool truncate,
+                                                      bool create,
+                                                      const std::optional<ListingHint>& hint,
+                                                      const FileMeta* meta);
   Status AdoptCached(const std::shared_ptr<WriteEntry>& entry, ObjectHandle& source);
   void FailOpening(const std::shared_ptr<WriteEntry>& entry, const Status& why);
   // A handle on a ready entry. truncate empties the file; created says the open created it:

@@ -57,6 +57,24 @@ Result<std::shared_ptr<ObjectHandle>> ObjectCacheImpl::OpenLocal(const std::stri
 
 Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::OpenWrite(
     const std::string& key, bool truncate, bool create, const std::optional<ListingHint>& hint) {
+  return OpenWriteWith(key, truncate, create, hint, nullptr);
+}
+
+Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::Create(const std::string& key,
+                                                              const FileMeta& meta) {
+  return OpenWriteWith(key, true, true, std::nullopt, &meta);
+}
+
+Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::OpenWriteWith(
+    const std::string& key, bool truncate, bool create, const std::optional<ListingHint>& hint,
+    const FileMeta* meta) {
+  // Where the file was not made here (another writer had it open), meta goes the SetMeta way.
+  auto with_meta =
+      [&](Result<std::shared_ptr<WritableFile>> r) -> Result<std::shared_ptr<WritableFile>> {
+    if (!r.ok() || meta == nullptr) return r;
+    if (Status s = SetMeta(key, *meta); !s.ok()) return s;
+    return r;
+  };
   auto new_entry = [&key] {
     auto entry = std::make_shared<WriteEntry>();
     entry->key = key;
@@ -81,11 +99,11 @@ Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::OpenWrite(
     }
     if (entry != nullptr && !created) {
       Result<std::shared_ptr<WritableFile>> r = Attach(entry, truncate);
-      if (r.ok() || r.status().code() != EAGAIN) return r;
+      if (r.ok() || r.status().code() != EAGAIN) return with_meta(std::move(r));
       continue;
     }
     if (created) {
-      Status s = CreateEmpty(entry, hint ? hint->etag : "");
+      Status s = CreateEmpty(entry, hint ? hint->etag : "", meta);
       if (!s.ok()) return s;
       Result<std::shared_ptr<WritableFile>> r = Attach(entry, false, /*created=*/true);
       if (r.ok() || r.status().code() != EAGAIN) return r;
@@ -115,7 +133,7 @@ Result<std::shared_ptr<WritableFile>> ObjectCacheImpl::OpenWrite(
     if (s.code() == EAGAIN) continue;
     if (!s.ok()) return s;
     Result<std::shared_ptr<WritableFile>> r = Attach(entry, false, /*created=*/!source.ok());
-    if (r.ok() || r.status().code() != EAGAIN) return r;
+    if (r.ok() || r.status().code() != EAGAIN) return with_meta(std::move(r));
   }
   return Status::Error(EIO, "cannot open " + key + " for writing: its cache entry keeps changing");
 }
@@ -136,7 +154,7 @@ void ObjectCacheImpl::FailOpening(const std::shared_ptr<WriteEntry>& entry, cons
 // transaction. Only the registering thread touches a kOpening entry, so no lock is needed
 // until it is published.
 Status ObjectCacheImpl::CreateEmpty(const std::shared_ptr<WriteEntry>& entry,
-                                    const std::string& base_etag) {
+                                    const std::string& base_etag, const FileMeta* new_meta) {
   const std::string& key = entry->key;
   std::string file_name = FileName(key);
   std::string tmp = NewTmpPath(file_name);
@@ -155,6 +173,7 @@ Status ObjectCacheImpl::CreateEmpty(const std::shared_ptr<WriteEntry>& entry,
   FileMeta meta = row->has_value() ? (*row)->meta : FileMeta();
   if (meta.empty()) meta = Meta(key).value_or(FileMeta());
   meta.mtime.reset();  // the file changes now
+  if (new_meta != nullptr) meta.Merge(*new_meta);
 
   DirtyMark mark;
   mark.bucket = config_.bucket;
@@ -210,6 +229,7 @@ Status ObjectCacheImpl::CreateEmpty(const std::shared_ptr<WriteEntry>& entry,
     entry->base_etag = (*row)->state == EntryState::kClean ? (*row)->etag : (*row)->base_etag;
   }
   entry->meta = meta;
+  if (new_meta != nullptr) NoteMeta(key, meta);
   SetDirtyLocked(*entry, true);
   entry->phase = WriteEntry::Phase::kReady;
   entry->cv.notify_all();

@@ -394,6 +394,67 @@ TEST_F(WriteBackTest, AsyncChangesSurviveShutdownAndUploadAtNextStart) {
   EXPECT_EQ(gets(), gets_before);
 }
 
+// Create (open with O_CREAT | O_TRUNC) records the new file's mode and owner with its DIRTY
+// mark: the row has them before any write or Flush, and a daemon that stops there uploads them
+// at its next start. Over a file another writer holds open, Create changes its metadata too.
+TEST_F(WriteBackTest, CreateRecordsItsMetadataWithTheDirtyMark) {
+  config_.write_back = WriteBackMode::kAsync;
+  std::atomic<bool> offline{true};
+  client_.before_put = [&](const std::string&) {
+    return offline ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
+  };
+  OpenCache();
+  FileMeta meta;
+  meta.mode = 0100600;
+  meta.uid = 1234;
+  meta.gid = 56;
+  meta.mtime = 1700000000;
+  Result<std::shared_ptr<WritableFile>> f = cache_->Create("made", meta);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(GetRow("made").state, 1);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2((dir_ + "/index.sqlite").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+              SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(
+                  db, "SELECT meta_mode, meta_uid, meta_gid FROM entries WHERE key = 'made'", -1,
+                  &st, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int64(st, 0), 0100600);
+    EXPECT_EQ(sqlite3_column_int64(st, 1), 1234);
+    EXPECT_EQ(sqlite3_column_int64(st, 2), 56);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+  ASSERT_TRUE(cache_->Meta("made").has_value());
+  EXPECT_EQ(cache_->Meta("made")->uid, 1234u);
+
+  // A second create while the first writer is open: the same file, the new metadata.
+  FileMeta again = meta;
+  again.mode = 0100644;
+  Result<std::shared_ptr<WritableFile>> g = cache_->Create("made", again);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(cache_->Meta("made")->mode, 0100644u);
+  Write(**g, "data", 0);
+  ASSERT_TRUE((*g)->Flush().ok());  // async: recorded locally, the upload fails offline
+  f->reset();
+  g->reset();
+  cache_.reset();
+  EXPECT_FALSE(fake_.Exists("made"));
+
+  offline = false;
+  OpenCache();
+  ASSERT_TRUE(WaitFor([&] { return fake_.Exists("made"); }));
+  std::optional<FakeS3::Object> o = fake_.Find("made");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->body, "data");
+  EXPECT_EQ(o->metadata.at("mode"), "33188");  // 0100644
+  EXPECT_EQ(o->metadata.at("uid"), "1234");
+  EXPECT_EQ(o->metadata.at("gid"), "56");
+}
+
 // A writer whose writes bypass MarkDirty (FUSE passthrough): every Flush uploads, but the row
 // stays DIRTY until EndUnseenWrites, so a write after a Flush is never behind a CLEAN row; the
 // Flush after EndUnseenWrites uploads the last bytes and may mark it clean.

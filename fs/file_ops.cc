@@ -142,14 +142,12 @@ void FileSystem::Create(fuse_req_t req, Ino parent, const char* name, mode_t mod
   Result<std::string> path = ChildPath(parent, name);
   if (!path.ok()) return ReplyStatus(req, path.status());
   const std::string key = names_.FileKey(*path);
-  Result<std::shared_ptr<cache::WritableFile>> writer =
-      objects_.OpenWrite(key, true, true, std::nullopt);
+  const cache::FileMeta meta = NewMeta(req, S_IFREG, mode);
+  Result<std::shared_ptr<cache::WritableFile>> writer = objects_.Create(key, meta);
   if (!writer.ok()) {
     LOG_WARN("create %s: %s", path->c_str(), writer.status().ToString().c_str());
     return ReplyStatus(req, writer.status());
   }
-  const cache::FileMeta meta = NewMeta(req, S_IFREG, mode);
-  if (Status s = objects_.SetMeta(key, meta); !s.ok()) return ReplyStatus(req, s);
 
   cache::NodeAttr attr;
   attr.type = cache::NodeType::kFile;
