@@ -14,10 +14,7 @@ class ObjectOpsTest : public WriteBackTest {};
 
 TEST_F(ObjectOpsTest, RemoveCancelsPendingUploadAndLaterFlushDoesNotRecreate) {
   config_.write_back = WriteBackMode::kAsync;
-  std::atomic<bool> offline{true};
-  client_.before_put = [&](const std::string&) {
-    return offline ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
-  };
+  PutsOffline();
   OpenCache();
   std::shared_ptr<WritableFile> f = MustOpenWrite("k", true, true);
   Write(*f, "doomed", 0);
@@ -29,7 +26,7 @@ TEST_F(ObjectOpsTest, RemoveCancelsPendingUploadAndLaterFlushDoesNotRecreate) {
   EXPECT_FALSE(fs::exists(ObjectFile("k")));
   EXPECT_FALSE(cache_->Local("k").has_value());
   ASSERT_TRUE(WaitFor([&] { return cache_->pending_uploads() == 0; }));
-  offline = false;
+  PutsBackOnline();
   Write(*f, "more", 6);  // the writer keeps its fd
   EXPECT_TRUE(f->Flush().ok());
   std::this_thread::sleep_for(100ms);
@@ -88,17 +85,14 @@ TEST_F(ObjectOpsTest, RenameDirtyUploadsUnderNewKeyOnly) {
 
 TEST_F(ObjectOpsTest, RenameOverDirtyTargetReplacesIt) {
   config_.write_back = WriteBackMode::kAsync;
-  std::atomic<bool> offline{true};
-  client_.before_put = [&](const std::string&) {
-    return offline ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
-  };
+  PutsOffline();
   fake_.Seed("src", "source body");
   OpenCache();
   std::shared_ptr<WritableFile> t = MustOpenWrite("dst", true, true);
   Write(*t, "target changes", 0);
   ASSERT_TRUE(t->Flush().ok());
   ASSERT_TRUE(cache_->Rename("src", "dst").ok());
-  offline = false;
+  PutsBackOnline();
   ASSERT_TRUE(t->Flush().ok());  // removed: does nothing
   std::this_thread::sleep_for(100ms);
   ASSERT_TRUE(cache_->DrainUploads(5s).ok());
@@ -206,10 +200,7 @@ class FullDiskTest : public ObjectOpsTest {
 
 TEST_F(FullDiskTest, FetchForAppendFailsWithEnospcAndKeepsOtherChanges) {
   config_.write_back = WriteBackMode::kAsync;
-  std::atomic<bool> offline{true};
-  client_.before_put = [&](const std::string&) {
-    return offline ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
-  };
+  PutsOffline();
   fake_.Seed("huge", MakeBody(3 << 20, 7));
   OpenCache();
   std::string kept = MakeBody(100000, 8);
@@ -227,7 +218,7 @@ TEST_F(FullDiskTest, FetchForAppendFailsWithEnospcAndKeepsOtherChanges) {
   for (const auto& e : fs::directory_iterator(dir_ + "/tmp")) tmp_files += e.exists() ? 1 : 0;
   EXPECT_EQ(tmp_files, 0u);
 
-  offline = false;
+  PutsBackOnline();
   ASSERT_TRUE(cache_->DrainUploads(10s).ok());
   EXPECT_TRUE(fake_.Body("kept") == kept);
   EXPECT_EQ(GetRow("kept").state, 0);

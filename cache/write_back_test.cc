@@ -285,10 +285,7 @@ TEST_F(WriteBackTest, SyncUploadFailureKeepsDataAndRetriesInBackground) {
 }
 
 TEST_F(WriteBackTest, FailedUploadStaysDirtyUntilItSucceeds) {
-  std::atomic<bool> offline{true};
-  client_.before_put = [&](const std::string&) {
-    return offline ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
-  };
+  PutsOffline();
   OpenCache();
   std::shared_ptr<WritableFile> f = MustOpenWrite("k", true, true);
   Write(*f, "data", 0);
@@ -298,7 +295,7 @@ TEST_F(WriteBackTest, FailedUploadStaysDirtyUntilItSucceeds) {
   EXPECT_EQ(row.state, 1);
   EXPECT_FALSE(fake_.Exists("k"));
   EXPECT_EQ(cache_->counters().dirty_entries, 1u);
-  offline = false;
+  PutsBackOnline();
   ASSERT_TRUE(WaitFor([&] { return fake_.Body("k") == "data"; }));
   ASSERT_TRUE(WaitFor([&] { return GetRow("k").state == 0; }));
 }
@@ -349,10 +346,7 @@ TEST_F(WriteBackTest, DrainGivesUpAfterTimeoutAndDataStaysDirty) {
 
 TEST_F(WriteBackTest, AsyncChangesSurviveShutdownAndUploadAtNextStart) {
   config_.write_back = WriteBackMode::kAsync;
-  std::atomic<bool> offline{true};
-  client_.before_put = [&](const std::string&) {
-    return offline ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
-  };
+  PutsOffline();
   OpenCache();
   std::string body = MakeBody(100000, 4);
   {
@@ -378,7 +372,7 @@ TEST_F(WriteBackTest, AsyncChangesSurviveShutdownAndUploadAtNextStart) {
     sqlite3_close(db);
   }
 
-  offline = false;
+  PutsBackOnline();
   ASSERT_TRUE(LogToFile(LogPath()));
   OpenCache();
   ASSERT_TRUE(WaitFor([&] { return fake_.Exists("flushed") && fake_.Exists("unflushed"); }));
@@ -399,10 +393,7 @@ TEST_F(WriteBackTest, AsyncChangesSurviveShutdownAndUploadAtNextStart) {
 // at its next start. Over a file another writer holds open, Create changes its metadata too.
 TEST_F(WriteBackTest, CreateRecordsItsMetadataWithTheDirtyMark) {
   config_.write_back = WriteBackMode::kAsync;
-  std::atomic<bool> offline{true};
-  client_.before_put = [&](const std::string&) {
-    return offline ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
-  };
+  PutsOffline();
   OpenCache();
   FileMeta meta;
   meta.mode = 0100600;
@@ -444,7 +435,7 @@ TEST_F(WriteBackTest, CreateRecordsItsMetadataWithTheDirtyMark) {
   cache_.reset();
   EXPECT_FALSE(fake_.Exists("made"));
 
-  offline = false;
+  PutsBackOnline();
   OpenCache();
   ASSERT_TRUE(WaitFor([&] { return fake_.Exists("made"); }));
   std::optional<FakeS3::Object> o = fake_.Find("made");

@@ -105,6 +105,14 @@ class WriteBackTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << key << ": " << r.status().ToString();
     return r.ok() ? *r : nullptr;
   }
+  // Until PutsBackOnline, every PUT (and part) fails with ECONNREFUSED: a server that is down.
+  void PutsOffline() {
+    puts_offline_ = true;
+    client_.before_put = [this](const std::string&) {
+      return puts_offline_ ? Status::Error(ECONNREFUSED, "offline") : Status::Ok();
+    };
+  }
+  void PutsBackOnline() { puts_offline_ = false; }
   // MarkDirty, then pwrite, as the FUSE layer does.
   static void Write(WritableFile& f, const std::string& data, off_t offset) {
     ASSERT_TRUE(f.MarkDirty().ok());
@@ -162,6 +170,7 @@ class WriteBackTest : public ::testing::Test {
   std::string dir_;
   std::atomic<int64_t> now_ms_{0};
   FakeS3 fake_;
+  std::atomic<bool> puts_offline_{false};  // see PutsOffline; outlives the cache's threads
   PutHookedClient client_{fake_};
   ObjectCacheConfig config_;
   std::unique_ptr<ObjectCache> cache_;
