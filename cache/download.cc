@@ -18,17 +18,6 @@ namespace {
 // enough that one reader of a huge range cannot starve the others.
 constexpr uint64_t kMaxPrioritized = 64;
 
-// The writes of a body into the cache file (cache/chunk_sink.h): 128 KiB at the start of an
-// object, 256 KiB from 256 KiB on. Measured on this VM (a cold 1 GiB read, then a hot read
-// through passthrough against a local file's page-cache read; medians of 4-19 rounds): units of
-// 128 KiB gave 70 % of the local read at 1.24 daemon CPU-s per cold GiB, 256 KiB 78 % at 1.25 s,
-// 512 KiB 86 % at 1.40 s, 1 MiB 92 % at 1.54 s, 2 MiB 2.07 s. Large new folios are slow to fill
-// the first time here (memory the VM gave back to the host; copy_folio_from_iter_atomic went
-// from 7 % to 32 % of the daemon's samples), and the parallel requests' longer writes spin on
-// the file's inode lock (2 % -> 10 %); cold reads are server-bound and lose what the daemon takes.
-constexpr uint64_t kMinWriteUnit = 128ull << 10;
-constexpr uint64_t kMaxWriteUnit = 256ull << 10;
-
 std::string RangeText(uint64_t first, uint64_t last) {
   return std::to_string(first) + "-" + std::to_string(last);
 }
@@ -74,8 +63,8 @@ Download::Phase Download::phase() const {
 WriteUnits Download::Units() const {
   // Blocks smaller than a unit (tests) are written block by block, so that each block is done
   // as soon as it is in.
-  if (params_.block_size < kMinWriteUnit) return {params_.block_size, params_.block_size};
-  return {kMinWriteUnit, kMaxWriteUnit};
+  if (params_.block_size < WriteUnits{}.min) return {params_.block_size, params_.block_size};
+  return WriteUnits{};
 }
 
 uint64_t Download::BlockLength(uint64_t index) const {
