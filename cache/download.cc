@@ -554,7 +554,9 @@ void ChunkPool::Enqueue(const std::shared_ptr<Download>& download, uint64_t firs
       queue_.push_back(Task{download, i});
     }
   }
-  cv_.notify_all();
+  // One wake-up per queued block: a worker that finishes a request looks at the queue again by
+  // itself, so no more sleeping workers are needed than there are new tasks.
+  for (uint64_t i = first; i < last; ++i) cv_.notify_one();
 }
 
 void ChunkPool::Prioritize(const Download* download, uint64_t block) {
@@ -615,8 +617,9 @@ void ChunkPool::Run() {
     lock.unlock();
     task.download->FetchChunk(task.block);
     lock.lock();
+    // A slot of d is free; the one block of d this may make runnable is this worker's to take
+    // when it looks at the queue again below, so nobody else is woken.
     if (--in_flight_[d] == 0) in_flight_.erase(d);
-    cv_.notify_all();  // a slot of d is free
     lock.unlock();
     task.download.reset();  // may destroy the download: not under our lock
     lock.lock();

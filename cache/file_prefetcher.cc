@@ -108,8 +108,8 @@ void FilePrefetcher::Work() {
       for (std::string& k : keys) {
         if (keys_.size() >= kMaxKeys) keys_.pop_front();
         keys_.push_back(std::move(k));
+        work_.notify_one();
       }
-      work_.notify_all();
     } else {
       std::string key = std::move(keys_.front());
       keys_.pop_front();

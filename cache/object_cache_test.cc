@@ -168,6 +168,54 @@ TEST_F(ObjectCacheTest, EightThreadsShareOneDownload) {
   EXPECT_EQ(gets(), 10);
 }
 
+// More downloads than workers, one request per object at a time: every block of every object is
+// fetched, and the pool's workers are kept busy (a worker that finishes takes the next runnable
+// block, and queued blocks wake sleeping workers) without ever exceeding the pool.
+TEST_F(ObjectCacheTest, FewWorkersServeManyDownloadsOneBlockAtATimeEach) {
+  config_.download_threads = 3;
+  config_.parallel_per_object = 1;
+  constexpr int kObjects = 6;
+  const uint64_t size = 4 * kChunk;
+  std::vector<std::string> bodies;
+  for (int i = 0; i < kObjects; ++i) {
+    bodies.push_back(MakeBody(size, 20 + i));
+    fake_.Seed("o" + std::to_string(i), bodies.back());
+  }
+  // The opener fetches an object's first block itself; the pool fetches the rest.
+  std::atomic<int> running{0};
+  std::atomic<int> peak{0};
+  client_.before_get = [&](const s3::GetRequest& req) {
+    if (!req.range.has_value() || req.range->first == 0) {
+      std::this_thread::sleep_for(50ms);  // lets every opener arrive
+      return Status::Ok();
+    }
+    int now = ++running;
+    for (int p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {
+    }
+    std::this_thread::sleep_for(20ms);
+    --running;
+    return Status::Ok();
+  };
+  OpenCache();
+  std::latch start(kObjects);
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kObjects);
+  for (int i = 0; i < kObjects; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      Result<std::shared_ptr<ObjectHandle>> h =
+          cache_->OpenRead("o" + std::to_string(i), std::nullopt);
+      if (h.ok() && ReadAll(**h).value() == bodies[static_cast<size_t>(i)]) ++good;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(good.load(), kObjects);
+  EXPECT_EQ(gets(), kObjects * 4);
+  EXPECT_EQ(peak.load(), 3);
+  ASSERT_TRUE(Committed(kObjects));
+}
+
 TEST_F(ObjectCacheTest, ReaderOfLastChunkIsServedBeforeTheRest) {
   const uint64_t chunks = 32;
   std::string body = MakeBody(chunks * kChunk, 9);
