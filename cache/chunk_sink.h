@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "s3/client.h"
 
@@ -66,6 +67,26 @@ class ChunkSink : public s3::Sink {
   std::unique_ptr<char[]> buf_;  // the unit being filled, made (larger) as needed
   size_t capacity_ = 0;
   size_t fill_ = 0;
+};
+
+// Forwards writes to out one at a time, under mu: the parallel requests of one download share
+// it. The kernel serializes buffered writes into one file anyway (the inode lock), but a writer
+// that finds the lock taken spins while the holder runs, and the holder of a 256 KiB write may
+// run a while: copying into new page-cache folios was the daemon's largest cost in slow cold
+// reads here, and the spinning next to it (rwsem_spin_on_owner) its second, a core the server
+// needed. Waiting on mu sleeps instead.
+class SerialSink : public s3::Sink {
+ public:
+  SerialSink(s3::Sink& out, std::mutex& mu) : out_(out), mu_(mu) {}
+  Status Write(const char* data, size_t size) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return out_.Write(data, size);
+  }
+  Status Reset() override { return out_.Reset(); }
+
+ private:
+  s3::Sink& out_;
+  std::mutex& mu_;
 };
 
 }  // namespace s3cachefs::cache

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -147,6 +150,37 @@ TEST(ChunkSinkTest, ACancelledDownloadStopsAtTheNextPiece) {
   ASSERT_TRUE(sink.Write(body.data(), 64 * KiB).ok());
   cancelled = true;
   EXPECT_EQ(sink.Write(body.data() + 64 * KiB, 64 * KiB).code(), ECANCELED);
+}
+
+// Counts the writers inside Write at once; each stays a moment, as a large pwrite does.
+class OverlapSink : public s3::Sink {
+ public:
+  Status Write(const char*, size_t) override {
+    const int now = ++inside;
+    for (int p = most.load(); now > p && !most.compare_exchange_weak(p, now);) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    --inside;
+    return Status::Ok();
+  }
+  Status Reset() override { return Status::Ok(); }
+  std::atomic<int> inside{0};
+  std::atomic<int> most{0};
+};
+
+TEST(SerialSinkTest, TheRequestsOfOneFileWriteOneAtATime) {
+  OverlapSink file;
+  std::mutex mu;
+  std::vector<std::thread> requests;
+  for (int r = 0; r < 4; ++r) {
+    requests.emplace_back([&] {
+      SerialSink out(file, mu);
+      const char piece[16] = {};
+      for (int i = 0; i < 10; ++i) EXPECT_TRUE(out.Write(piece, sizeof piece).ok());
+    });
+  }
+  for (std::thread& t : requests) t.join();
+  EXPECT_EQ(file.most.load(), 1);
 }
 
 }  // namespace

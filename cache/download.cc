@@ -73,7 +73,8 @@ uint64_t Download::BlockLength(uint64_t index) const {
 }
 
 void Download::Start() {
-  s3::FdSink out(write_fd_.get(), 0);
+  s3::FdSink file(write_fd_.get(), 0);
+  SerialSink out(file, write_mu_);
   ChunkSink sink(out, 0, std::numeric_limits<uint64_t>::max(), Units(), &cancelled_,
                  params_.bytes_counter);
   s3::GetRequest request;
@@ -353,7 +354,8 @@ Status Download::FetchRange(uint64_t first_block, uint64_t count) {
   uint64_t first = first_block * params_.block_size;
   uint64_t last = std::min(size_, (first_block + count) * params_.block_size) - 1;
   uint64_t length = last - first + 1;
-  s3::FdSink out(write_fd_.get(), static_cast<off_t>(first));
+  s3::FdSink file(write_fd_.get(), static_cast<off_t>(first));
+  SerialSink out(file, write_mu_);
   ChunkSink sink(out, first, length, Units(), &cancelled_, params_.bytes_counter,
                  [&](uint64_t bytes) { NoteProgress(first_block, count, bytes); });
   s3::GetRequest request;

@@ -200,7 +200,8 @@ class Download : public std::enable_shared_from_this<Download> {
   CommitFn commit_;
   FinishFn finish_;
   UniqueFd write_fd_;
-  UniqueFd read_fd_;                    // what handles read through; lives as long as the Download
+  std::mutex write_mu_;  // one request's write into write_fd_ at a time (see SerialSink)
+  UniqueFd read_fd_;     // what handles read through; lives as long as the Download
   std::atomic<bool> cancelled_{false};  // tells sinks to abort in-flight bodies
   std::atomic<bool> skip_commit_{false};
 
