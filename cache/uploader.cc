@@ -22,7 +22,8 @@ void Uploader::Enqueue(const std::shared_ptr<WriteEntry>& entry, std::chrono::mi
   if (stop_) return;
   auto [it, inserted] = queue_.try_emplace(entry.get(), Item{entry, due});
   if (!inserted) it->second.due = std::min(it->second.due, due);
-  cv_.notify_all();
+  // One sleeper looks at the new item (takes it, or waits until it is due); see Run.
+  cv_.notify_one();
 }
 
 void Uploader::Remove(const WriteEntry* entry) {
@@ -32,7 +33,6 @@ void Uploader::Remove(const WriteEntry* entry) {
   if (it == queue_.end()) return;
   dropped = std::move(it->second.entry);
   queue_.erase(it);
-  cv_.notify_all();
 }
 
 size_t Uploader::pending() const {
@@ -91,6 +91,9 @@ void Uploader::Run() {
     std::shared_ptr<WriteEntry> entry = std::move(next->second.entry);
     queue_.erase(next);
     running_[entry.get()] = entry;
+    // Wakes are handed on one at a time: with items left, one sleeper takes the next or waits
+    // until it is due, so that this worker's own wait for it is not missed while this runs.
+    if (!queue_.empty()) cv_.notify_one();
     lock.unlock();
     std::optional<std::chrono::milliseconds> retry = run_(entry);
     lock.lock();
@@ -100,7 +103,8 @@ void Uploader::Run() {
       auto [it, inserted] = queue_.try_emplace(entry.get(), Item{entry, due});
       if (!inserted) it->second.due = std::min(it->second.due, due);
     }
-    cv_.notify_all();
+    // An item that waited for this run (the same entry queued again) or the retry is this
+    // worker's to take or wait for when it looks at the queue again below.
     lock.unlock();
     entry.reset();  // not under our lock
     lock.lock();

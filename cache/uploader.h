@@ -60,7 +60,7 @@ class Uploader {
   const int threads_;
   const RunFn run_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;  // queue changed, a run ended, or stop
+  std::condition_variable cv_;  // an item was queued or handed on, or stop
   std::map<const WriteEntry*, Item> queue_;
   std::map<const WriteEntry*, std::shared_ptr<WriteEntry>> running_;
   bool stop_ = false;
