@@ -21,15 +21,17 @@ namespace s3cachefs::cache {
 // waits for, come out in small units; the rest in larger ones.
 //
 // The defaults, measured on this VM (a cold 1 GiB read, then a hot read through passthrough
-// against a local file's page-cache read; medians of 4-19 rounds): units of 128 KiB gave 70 %
-// of the local read at 1.24 daemon CPU-s per cold GiB, 256 KiB 78 % at 1.25 s, 512 KiB 86 % at
-// 1.40 s, 1 MiB 91 % at 1.54 s, 2 MiB 2.07 s. Large new folios are slow to fill the first time
-// here (copy_folio_from_iter_atomic went from 7 % to 32 % of the daemon's samples), and the
-// parallel requests' longer writes spin on the file's inode lock (2 % -> 10 %); cold reads are
-// server-bound and lose what the daemon takes. So 256 KiB at most.
+// against a local file's page-cache read). Before the requests of a download wrote one at a
+// time (SerialSink, below), larger units cost the daemon more: 128 KiB gave 70 % of the local
+// read at 1.24 daemon CPU-s per cold GiB, 256 KiB 78 % at 1.25 s, 512 KiB 86 % at 1.40 s, 1 MiB
+// 91 % at 1.54 s (medians of 4-19 rounds), as the parallel requests' longer writes spun on the
+// file's inode lock. Since (7 and 8 alternating rounds): 256 KiB 86 % at 1.08 s, 512 KiB 93 %
+// at 1.08 s, 1 MiB at 1.84 s and a quarter slower cold (large new folios are slow to fill the
+// first time here: copy_folio_from_iter_atomic). Cold reads are server-bound and lose what the
+// daemon takes. So 512 KiB at most.
 struct WriteUnits {
   uint64_t min = 128ull << 10;
-  uint64_t max = 256ull << 10;
+  uint64_t max = 512ull << 10;
 
   // Where the unit that starts at (or contains) pos ends: the next multiple, above pos, of the
   // unit size at pos. A write from pos never crosses it, so every write but a request's first
