@@ -759,6 +759,10 @@ seed() {
     head -c "$WRITE_BYTES" /dev/urandom >"$SRC/write.bin"
     head -c $((WS_SIZE * 3 / 4)) /dev/urandom | base64 -w0 >"$SRC/small4k.txt" # 4096 bytes of text
   fi
+  # Write the seeded bytes (local copies and the server's, gigabytes) to disk now, so that the
+  # first run's first cases do not share the disk and the CPU with the kernel's write-back of
+  # them (in two full runs every filesystem spent 3-7x its usual CPU per cold GiB in run 1).
+  sync
   # Check what the server holds before measuring anything.
   if ((NEED_BIG)); then [[ "$(head_size big.bin)" == "$BIG_BYTES" ]] || die "seeding big.bin failed"; fi
   if ((NEED_SMALL)); then [[ "$(list_count small/)" == "$SMALL_N" ]] || die "seeding small/ failed"; fi
