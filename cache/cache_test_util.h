@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -63,5 +64,23 @@ bool WaitFor(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds
   }
   return true;
 }
+
+// Counts the threads inside Hold at once, and the most there ever were. Hold(d) stays d, as a
+// slow request does.
+class Overlap {
+ public:
+  void Hold(std::chrono::milliseconds d) {
+    const int now = ++inside_;
+    for (int m = most_.load(); now > m && !most_.compare_exchange_weak(m, now);) {
+    }
+    std::this_thread::sleep_for(d);
+    --inside_;
+  }
+  int most() const { return most_.load(); }
+
+ private:
+  std::atomic<int> inside_{0};
+  std::atomic<int> most_{0};
+};
 
 }  // namespace s3cachefs::cache::testutil

@@ -4,12 +4,13 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "cache/cache_test_util.h"
 
 namespace s3cachefs::cache {
 namespace {
@@ -156,22 +157,18 @@ TEST(ChunkSinkTest, ACancelledDownloadStopsAtTheNextPiece) {
 class OverlapSink : public s3::Sink {
  public:
   Status Write(const char*, size_t) override {
-    const int now = ++inside;
-    for (int p = most.load(); now > p && !most.compare_exchange_weak(p, now);) {
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    --inside;
+    writers.Hold(std::chrono::milliseconds(2));
     return Status::Ok();
   }
   Status Reset() override { return Status::Ok(); }
-  std::atomic<int> inside{0};
-  std::atomic<int> most{0};
+  testutil::Overlap writers;
 };
 
 TEST(SerialSinkTest, TheRequestsOfOneFileWriteOneAtATime) {
   OverlapSink file;
   std::mutex mu;
   std::vector<std::thread> requests;
+  requests.reserve(4);
   for (int r = 0; r < 4; ++r) {
     requests.emplace_back([&] {
       SerialSink out(file, mu);
@@ -180,7 +177,7 @@ TEST(SerialSinkTest, TheRequestsOfOneFileWriteOneAtATime) {
     });
   }
   for (std::thread& t : requests) t.join();
-  EXPECT_EQ(file.most.load(), 1);
+  EXPECT_EQ(file.writers.most(), 1);
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -16,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "cache/cache_test_util.h"
 #include "cache/namespace.h"
 #include "cache/namespace_test_util.h"
 
@@ -169,19 +169,12 @@ TEST_F(DirPrefetcherTest, NearestFirstAheadOfOlderWork) {
 TEST_F(DirPrefetcherTest, TheWholeLookaheadIsListedAtOnce) {
   DirPrefetcher prefetcher(*names_, DirPrefetchConfig{.lookahead = 6});
   OpenDir(prefetcher, "tree");
-  std::atomic<int> in_flight{0};
-  std::atomic<int> most{0};
-  s3_.before_list = [&] {
-    int n = ++in_flight;
-    for (int m = most.load(); n > m && !most.compare_exchange_weak(m, n);) {
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    --in_flight;
-  };
+  testutil::Overlap lists;
+  s3_.before_list = [&] { lists.Hold(std::chrono::milliseconds(50)); };
   prefetcher.Entering("tree/d0");
   prefetcher.WaitIdle();
   EXPECT_EQ(s3_.prefixes().size(), 1u + 6u);  // tree/, then d1 .. d6
-  EXPECT_EQ(most.load(), 6);
+  EXPECT_EQ(lists.most(), 6);
 }
 
 TEST_F(DirPrefetcherTest, DestructionWaitsForTheListInFlight) {

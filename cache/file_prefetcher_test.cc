@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -75,21 +74,16 @@ TEST_F(FilePrefetcherTest, OpensInListingOrderFetchTheNextFilesOnce) {
 // A prefetch waits for its GET's answer: the whole lookahead is in flight at once only with a
 // worker for each (against a distant endpoint that is what the scan's speed depends on).
 TEST_F(FilePrefetcherTest, TheWholeLookaheadIsInFlightAtOnce) {
-  std::atomic<int> in_flight{0};
-  std::atomic<int> most{0};
+  testutil::Overlap gets;
   client_.before_get = [&](const s3::GetRequest&) {
-    int n = ++in_flight;
-    for (int m = most.load(); n > m && !most.compare_exchange_weak(m, n);) {
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    --in_flight;
+    gets.Hold(std::chrono::milliseconds(50));
     return Status::Ok();
   };
   Start(6);
   Open("f00");
   Open("f01");
   EXPECT_EQ(Prefetched(), 6u);  // f02 .. f07
-  EXPECT_EQ(most.load(), 6);
+  EXPECT_EQ(gets.most(), 6);
 }
 
 TEST_F(FilePrefetcherTest, OpensOutOfOrderFetchNothing) {

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -134,14 +133,9 @@ TEST_F(PartialFetchTest, ReadAheadKeepsEveryParallelGetBusy) {
   fake_.Seed("big", body);
   config_.readahead_max = kChunk;
   config_.parallel_per_object = 4;
-  std::atomic<int> in_flight{0};
-  std::atomic<int> most{0};
+  testutil::Overlap gets;
   client_.before_get = [&](const s3::GetRequest&) {
-    int n = ++in_flight;
-    for (int m = most.load(); n > m && !most.compare_exchange_weak(m, n);) {
-    }
-    std::this_thread::sleep_for(20ms);
-    --in_flight;
+    gets.Hold(20ms);
     return Status::Ok();
   };
   OpenCache();
@@ -151,7 +145,7 @@ TEST_F(PartialFetchTest, ReadAheadKeepsEveryParallelGetBusy) {
   for (uint64_t offset = 0; offset < size; offset += read_len) {
     ASSERT_EQ(ReadAt(*h, offset, read_len), body.substr(offset, read_len)) << "at " << offset;
   }
-  EXPECT_EQ(most.load(), 4);
+  EXPECT_EQ(gets.most(), 4);
   EXPECT_EQ(Downloaded(), size);
 }
 

@@ -19,26 +19,22 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 TEST(UploaderTest, EveryEntryRunsOnAtMostAsManyWorkersAsThereAre) {
-  std::atomic<int> running{0};
-  std::atomic<int> most{0};
+  testutil::Overlap runs;
   std::atomic<int> ran{0};
   Uploader uploader(4, [&](const std::shared_ptr<WriteEntry>&) {
-    const int now = ++running;
-    for (int p = most.load(); now > p && !most.compare_exchange_weak(p, now);) {
-    }
-    std::this_thread::sleep_for(5ms);
-    --running;
+    runs.Hold(5ms);
     ++ran;
     return std::optional<std::chrono::milliseconds>();
   });
   uploader.Start();
   std::vector<std::shared_ptr<WriteEntry>> entries;
+  entries.reserve(40);
   for (int i = 0; i < 40; ++i) {
     entries.push_back(std::make_shared<WriteEntry>());
     uploader.Enqueue(entries.back(), 0ms);
   }
   ASSERT_TRUE(testutil::WaitFor([&] { return ran.load() == 40 && uploader.pending() == 0; }));
-  EXPECT_EQ(most.load(), 4);
+  EXPECT_EQ(runs.most(), 4);
 }
 
 // One worker sleeps until `later` is due. `now` arrives and wakes one worker, which runs it for
