@@ -25,7 +25,7 @@ namespace s3cachefs::cache {
 // time (SerialSink, below), larger units cost the daemon more: 128 KiB gave 70 % of the local
 // read at 1.24 daemon CPU-s per cold GiB, 256 KiB 78 % at 1.25 s, 512 KiB 86 % at 1.40 s, 1 MiB
 // 91 % at 1.54 s (medians of 4-19 rounds), as the parallel requests' longer writes spun on the
-// file's inode lock. Since (7 and 8 alternating rounds): 256 KiB 86 % at 1.08 s, 512 KiB 93 %
+// file's inode lock. Since (7 alternating rounds): 256 KiB 85 % at 1.08 s, 512 KiB 93 %
 // at 1.08 s, 1 MiB at 1.84 s and a quarter slower cold (large new folios are slow to fill the
 // first time here: copy_folio_from_iter_atomic). Cold reads are server-bound and lose what the
 // daemon takes. So 512 KiB at most.
