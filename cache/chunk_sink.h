@@ -25,13 +25,16 @@ namespace s3cachefs::cache {
 // time (SerialSink, below), larger units cost the daemon more: 128 KiB gave 70 % of the local
 // read at 1.24 daemon CPU-s per cold GiB, 256 KiB 78 % at 1.25 s, 512 KiB 86 % at 1.40 s, 1 MiB
 // 91 % at 1.54 s (medians of 4-19 rounds), as the parallel requests' longer writes spun on the
-// file's inode lock. Since (7 alternating rounds): 256 KiB 85 % at 1.08 s, 512 KiB 93 %
-// at 1.08 s, 1 MiB at 1.84 s and a quarter slower cold (large new folios are slow to fill the
-// first time here: copy_folio_from_iter_atomic). Cold reads are server-bound and lose what the
-// daemon takes. So 512 KiB at most.
+// file's inode lock. Since, on an own s3rver (7 alternating rounds): 256 KiB 85 % at 1.08 s,
+// 512 KiB 93 % at 1.08 s, 1 MiB 98 % at 1.84 s. But in bench/run.sh, where each cold read
+// follows other filesystems' runs and deleted caches, 512 KiB units cost 1.3-4.5 CPU-s per
+// cold GiB (median 3.9 over 6 runs) against 1.2-3.5 (2.3) for 256 KiB, and the cold read fell
+// with it: large new folios are slow to fill the first time here
+// (copy_folio_from_iter_atomic). Cold reads are server-bound and lose what the daemon takes.
+// So 256 KiB at most.
 struct WriteUnits {
   uint64_t min = 128ull << 10;
-  uint64_t max = 512ull << 10;
+  uint64_t max = 256ull << 10;
 
   // Where the unit that starts at (or contains) pos ends: the next multiple, above pos, of the
   // unit size at pos. A write from pos never crosses it, so every write but a request's first
