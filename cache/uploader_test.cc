@@ -61,11 +61,12 @@ TEST(UploaderTest, AnEntryDueLaterRunsOnTimeWhileTheWorkersTakeOthers) {
     uploader.Enqueue(later, 150ms);
     std::this_thread::sleep_for(30ms);  // a worker now waits until later is due
     uploader.Enqueue(now, 0ms);
-    ASSERT_TRUE(testutil::WaitFor([&] { return later_ran_ms.load() >= 0; }, 2s))
-        << "round " << round << ": the entry due at 150 ms did not run while another ran";
-    EXPECT_LT(later_ran_ms.load(), 1000) << "round " << round;
-    release = true;
+    const bool ran = testutil::WaitFor([&] { return later_ran_ms.load() >= 0; }, 2s);
+    release = true;  // before any assertion returns: Shutdown waits for the run of `now`
     uploader.Shutdown();
+    ASSERT_TRUE(ran) << "round " << round
+                     << ": the entry due at 150 ms did not run while another ran";
+    EXPECT_LT(later_ran_ms.load(), 1000) << "round " << round;
   }
 }
 
