@@ -402,41 +402,48 @@ void Download::NoteProgress(uint64_t first, uint64_t count, uint64_t bytes) {
   if (changed) NotifyBlocksLocked(first, first + full);
 }
 
-void Download::FetchChunk(uint64_t index) {
-  uint64_t count = 1;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (phase_ != Phase::kRunning || failing_ || blocks_[index] != BlockState::kQueued) return;
-    // The queued blocks right after it go in the same request (their own tasks find them taken).
-    uint64_t max_blocks = std::max<uint64_t>(1, params_.request_size / params_.block_size);
-    // Near the start of the object a request spans at most [index, 2 * index): sizes double
-    // from the first request's, so a reader that has just begun is not waiting behind one
-    // full-sized request while the ones after it are already in flight.
-    max_blocks = std::min(max_blocks, std::max(params_.first_request / params_.block_size, index));
-    while (count < max_blocks && index + count < num_blocks_ &&
-           blocks_[index + count] == BlockState::kQueued) {
-      ++count;
+void Download::FetchChunk(uint64_t first, uint64_t taken) {
+  const uint64_t end = first + taken;
+  for (uint64_t index = first; index < end;) {
+    uint64_t count = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (phase_ != Phase::kRunning || failing_) return;
+      // Every block taken is still queued unless the download was cancelled; skipping any that
+      // is not keeps the ones after it from being lost.
+      while (index < end && blocks_[index] != BlockState::kQueued) ++index;
+      while (index + count < end && blocks_[index + count] == BlockState::kQueued) ++count;
+      for (uint64_t i = index; i < index + count; ++i) blocks_[i] = BlockState::kRunning;
     }
-    for (uint64_t i = index; i < index + count; ++i) blocks_[i] = BlockState::kRunning;
-  }
-  Status s = FetchRange(index, count);
-  if (!s.ok()) return Fail(s);
-  // Start writing these bytes to disk now, while the disk is idle, so that the fdatasync
-  // before the commit finds little left to do (and does not stall the readers that follow).
-  ::sync_file_range(write_fd_.get(), static_cast<off_t>(index * params_.block_size),
-                    static_cast<off_t>(count * params_.block_size), SYNC_FILE_RANGE_WRITE);
-  {
-    // Normally NoteProgress has marked them all; this covers an empty last write.
-    std::lock_guard<std::mutex> lock(mu_);
-    for (uint64_t i = index; i < index + count; ++i) {
-      if (blocks_[i] != BlockState::kDone) {
-        blocks_[i] = BlockState::kDone;
-        ++blocks_done_;
+    if (count == 0) return;
+    Status s = FetchRange(index, count);
+    if (!s.ok()) return Fail(s);
+    // Start writing these bytes to disk now, while the disk is idle, so that the fdatasync
+    // before the commit finds little left to do (and does not stall the readers that follow).
+    ::sync_file_range(write_fd_.get(), static_cast<off_t>(index * params_.block_size),
+                      static_cast<off_t>(count * params_.block_size), SYNC_FILE_RANGE_WRITE);
+    {
+      // Normally NoteProgress has marked them all; this covers an empty last write.
+      std::lock_guard<std::mutex> lock(mu_);
+      for (uint64_t i = index; i < index + count; ++i) {
+        if (blocks_[i] != BlockState::kDone) {
+          blocks_[i] = BlockState::kDone;
+          ++blocks_done_;
+        }
       }
+      NotifyBlocksLocked(index, index + count);
     }
-    NotifyBlocksLocked(index, index + count);
+    AdvanceHash();
+    index += count;
   }
-  AdvanceHash();
+}
+
+uint64_t Download::MaxRequestBlocks(uint64_t index) const {
+  uint64_t max_blocks = std::max<uint64_t>(1, params_.request_size / params_.block_size);
+  // Near the start of the object a request spans at most [index, 2 * index): sizes double
+  // from the first request's, so a reader that has just begun is not waiting behind one
+  // full-sized request while the ones after it are already in flight.
+  return std::min(max_blocks, std::max(params_.first_request / params_.block_size, index));
 }
 
 void Download::AdvanceHash() {
@@ -613,11 +620,22 @@ void ChunkPool::Run() {
     if (stop_) return;
     auto it = FindRunnableLocked();
     Task task = std::move(*it);
-    queue_.erase(it);
+    // The blocks queued right after it that its request will span leave the queue with it:
+    // otherwise a second worker could take the next block first and start its own request
+    // there, and the requests would be cut where the workers happened to race.
+    const uint64_t max_blocks = task.download->MaxRequestBlocks(task.block);
+    auto end = std::next(it);
+    uint64_t taken = 1;
+    while (taken < max_blocks && end != queue_.end() && end->download == task.download &&
+           end->block == task.block + taken) {
+      ++taken;
+      ++end;
+    }
+    queue_.erase(it, end);
     const Download* d = task.download.get();
     ++in_flight_[d];
     lock.unlock();
-    task.download->FetchChunk(task.block);
+    task.download->FetchChunk(task.block, taken);
     lock.lock();
     // A slot of d is free; the one block of d this may make runnable is this worker's to take
     // when it looks at the queue again below, so nobody else is woken.

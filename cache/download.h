@@ -144,9 +144,11 @@ class Download : public std::enable_shared_from_this<Download> {
   void SkipCommit() { skip_commit_.store(true); }
   bool skip_commit() const { return skip_commit_.load(); }
 
-  // Fetches block index and the queued blocks after it (one request); called by ChunkPool
-  // workers.
-  void FetchChunk(uint64_t index);
+  // Fetches blocks [first, first + taken), which a ChunkPool worker took from the queue
+  // together, in one request (one per run that is still queued); called by ChunkPool workers.
+  void FetchChunk(uint64_t first, uint64_t taken);
+  // The most blocks one request starting at block index may span: params only, no lock.
+  uint64_t MaxRequestBlocks(uint64_t index) const;
 
   Phase phase() const;
   // The failure, once the phase is kFailed.
@@ -237,7 +239,9 @@ class Download : public std::enable_shared_from_this<Download> {
 };
 
 // A fixed set of threads fetching blocks for all downloads, at most per_object requests at once
-// for any one download. Tasks run in queue order, except that Prioritize moves one to the front.
+// for any one download. Tasks run in queue order, except that Prioritize moves one to the front;
+// a worker takes with a block the blocks of the same download queued right after it, as many as
+// its request may span (Download::MaxRequestBlocks).
 class ChunkPool {
  public:
   ChunkPool(int threads, int per_object);
