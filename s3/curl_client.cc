@@ -237,7 +237,8 @@ Result<S3Reply> CurlClient::Call(const S3Call& call, Sink* sink) {
     if (resp.transport_failed) {
       outcome.transport_failed = true;
       outcome.failure = resp.failure;
-      last = MapTransportError(resp.failure, resp.transport_message, endpoint_.url);
+      last =
+          MapTransportError(resp.failure, resp.transport_message, endpoint_.url, config_.ca_bundle);
     } else {
       outcome.http_status = resp.status;
       const bool ok =

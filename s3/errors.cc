@@ -108,7 +108,7 @@ Status MapS3Error(const S3Error& e) {
 }
 
 Status MapTransportError(TransportFailure failure, const std::string& curl_message,
-                         const std::string& endpoint) {
+                         const std::string& endpoint, const std::string& ca_bundle) {
   switch (failure) {
     case TransportFailure::kConnect:
     case TransportFailure::kResolve:
@@ -117,7 +117,10 @@ Status MapTransportError(TransportFailure failure, const std::string& curl_messa
     case TransportFailure::kTimeout:
       return Status::Error(ETIMEDOUT, "timed out talking to " + endpoint + ": " + curl_message);
     case TransportFailure::kTls:
-      return Status::Error(EIO, "TLS failure with " + endpoint + ": " + curl_message);
+      return Status::Error(EIO, "TLS failure with " + endpoint + ": " + curl_message +
+                                    " (trusted CA certificates: " +
+                                    (ca_bundle.empty() ? "the system's store" : ca_bundle) +
+                                    "; AWS_CA_BUNDLE or ca_bundle names another file)");
     case TransportFailure::kSend:
       return Status::Error(EIO, "connection to " + endpoint + " failed: " + curl_message);
     case TransportFailure::kOther:

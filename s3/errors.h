@@ -36,8 +36,10 @@ enum class TransportFailure {
   kOther,
 };
 
-// "cannot reach endpoint URL <endpoint>: <curl message>" and friends.
+// "cannot reach endpoint URL <endpoint>: <curl message>" and friends. A TLS failure also names
+// the CA certificates it was checked against (ca_bundle, or the system's store when empty) and
+// how to trust others.
 Status MapTransportError(TransportFailure failure, const std::string& curl_message,
-                         const std::string& endpoint);
+                         const std::string& endpoint, const std::string& ca_bundle = "");
 
 }  // namespace s3cachefs::s3

@@ -87,6 +87,9 @@ TEST(ErrorsTest, Transport) {
   s = MapTransportError(TransportFailure::kTls, "SSL certificate problem", "e");
   EXPECT_EQ(s.code(), EIO);
   EXPECT_TRUE(Has(s, "SSL certificate problem"));
+  EXPECT_TRUE(Has(s, "trusted CA certificates: the system's store")) << s.message();
+  s = MapTransportError(TransportFailure::kTls, "SSL certificate problem", "e", "/etc/ca.pem");
+  EXPECT_TRUE(Has(s, "trusted CA certificates: /etc/ca.pem; AWS_CA_BUNDLE")) << s.message();
 }
 
 }  // namespace

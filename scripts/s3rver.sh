@@ -3,19 +3,24 @@
 # scripts/s3rver/patches/) for s3cachefs tests.
 #
 # Usage:
-#   scripts/s3rver.sh start DATA_DIR [--bucket NAME]...
+#   scripts/s3rver.sh start DATA_DIR [--tls] [--bucket NAME]...
 #       Installs the node deps if needed, starts s3rver in the background on
 #       127.0.0.1 at a free port with its objects in DATA_DIR/data, logs to
 #       DATA_DIR/s3rver.log, writes DATA_DIR/pid and DATA_DIR/endpoint, waits
 #       until it answers, creates the buckets given, and prints the endpoint
 #       URL (http://127.0.0.1:PORT) on stdout. If a server from DATA_DIR is
 #       already running it is reused (its endpoint is printed).
+#       --tls: serves https instead, with a certificate for 127.0.0.1 and
+#       localhost signed by a CA of its own, made once in DATA_DIR/tls/
+#       (the CA certificate is DATA_DIR/tls/ca.pem; `env` exports it as
+#       AWS_CA_BUNDLE).
 #   scripts/s3rver.sh stop DATA_DIR
 #       Stops the server whose PID is in DATA_DIR/pid (only that process) and
 #       removes the pid and endpoint files. Does nothing when none is running.
 #   scripts/s3rver.sh env DATA_DIR
 #       Prints `export` lines for the AWS_* variables, for
-#       eval "$(scripts/s3rver.sh env DATA_DIR)".
+#       eval "$(scripts/s3rver.sh env DATA_DIR)" (with AWS_CA_BUNDLE when the
+#       server serves https).
 #   scripts/s3rver.sh install
 #       Runs `npm ci` in scripts/s3rver unless node_modules already matches
 #       package-lock.json and the patches.
@@ -40,6 +45,7 @@ readonly STAMP="$PKG_DIR/node_modules/.s3cachefs-deps-stamp"
 readonly ACCESS_KEY=S3RVER
 readonly SECRET_KEY=S3RVER
 readonly REGION=us-east-1
+TLS_CA=""  # the CA certificate of the server being started, when it serves https
 
 die() {
   echo "s3rver.sh: error: $*" >&2
@@ -130,16 +136,17 @@ http_request() {
   if command -v curl >/dev/null; then
     local body code
     body="$(mktemp)"
-    code="$(curl -s -o "$body" -m 5 -X "$method" -w '%{http_code}' "$url" || true)"
+    code="$(curl -s -o "$body" -m 5 ${TLS_CA:+--cacert "$TLS_CA"} -X "$method" -w '%{http_code}' "$url" || true)"
     echo "${code:-000}"
     cat "$body"
     rm -f "$body"
   else
-    python3 - "$method" "$url" <<'PY' || echo 000
-import sys, urllib.request, urllib.error
+    python3 - "$method" "$url" "${TLS_CA:-}" <<'PY' || echo 000
+import ssl, sys, urllib.request, urllib.error
 req = urllib.request.Request(sys.argv[2], method=sys.argv[1])
 try:
-    r = urllib.request.urlopen(req, timeout=5)
+    ctx = ssl.create_default_context(cafile=sys.argv[3]) if sys.argv[3] else None
+    r = urllib.request.urlopen(req, timeout=5, context=ctx)
     print(r.status); sys.stdout.write(r.read().decode(errors="replace"))
 except urllib.error.HTTPError as e:
     print(e.code); sys.stdout.write(e.read().decode(errors="replace"))
@@ -173,6 +180,29 @@ create_bucket() {
   esac
 }
 
+# make_tls DIR: a CA and a server certificate for 127.0.0.1 and localhost
+# signed by it, in DIR/tls/, unless they are there already.
+make_tls() {
+  local tls="$1/tls"
+  [[ -f "$tls/ca.pem" && -f "$tls/server.pem" && -f "$tls/server.key" ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found on PATH (run scripts/setup.sh)"
+  mkdir -p "$tls"
+  local log="$tls/openssl.log"
+  {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+      -subj "/CN=s3cachefs test CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=127.0.0.1" -keyout "$tls/server.key" -out "$tls/server.csr" &&
+      openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 3650 -out "$tls/server.pem" \
+        -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n')
+  } >"$log" 2>&1 || {
+    cat "$log" >&2
+    die "could not make the TLS certificates in $tls"
+  }
+}
+
 # ----------------------------------------------------------------- commands
 
 cmd_start() {
@@ -181,8 +211,13 @@ cmd_start() {
   dir="$(abs_dir "$1")"
   shift
   local -a buckets=()
+  local tls=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
+      --tls)
+        tls=1
+        shift
+        ;;
       --bucket)
         [[ $# -ge 2 ]] || die "--bucket needs a name"
         buckets+=("$2")
@@ -196,10 +231,15 @@ cmd_start() {
     esac
   done
 
+  if ((tls)); then
+    make_tls "$dir"
+    TLS_CA="$dir/tls/ca.pem"
+  fi
   local pid endpoint launched=0
   pid="$(read_pid "$dir" || true)"
   if [[ -n "$pid" ]] && pid_alive "$pid" && [[ -f "$dir/endpoint" ]]; then
     endpoint="$(cat "$dir/endpoint")"
+    if [[ "$endpoint" == https://* ]]; then TLS_CA="$dir/tls/ca.pem"; fi
     answers "$endpoint/" ||
       die "s3rver (pid $pid) from $dir is running but not answering at $endpoint"
     echo "s3rver.sh: reusing s3rver pid $pid at $endpoint" >&2
@@ -222,9 +262,16 @@ cmd_start() {
 
 # launch DIR: starts s3rver, prints its endpoint. s3rver binds port 0 (the
 # kernel picks a free port, so two instances cannot race for one) and logs
-# the port it got; a failed start is retried a few times anyway.
+# the port it got; a failed start is retried a few times anyway. Serves https
+# when TLS_CA is set (make_tls made the certificates).
 launch() {
   local dir="$1" log="$1/s3rver.log" timeout="${S3RVER_START_TIMEOUT:-30}"
+  local scheme=http
+  local -a tls_args=()
+  if [[ -n "${TLS_CA:-}" ]]; then
+    scheme=https
+    tls_args=(--key "$dir/tls/server.key" --cert "$dir/tls/server.pem")
+  fi
   mkdir -p "$dir/data"
   local node_opts="${NODE_OPTIONS:-}"
   # Node >= 17 (OpenSSL 3) needs the legacy provider for the DES cipher that
@@ -240,7 +287,7 @@ launch() {
     # test runner's Ctrl-C) do not stop the server; use `stop` for that.
     NODE_OPTIONS="$node_opts" setsid node "$S3RVER_JS" \
       --directory "$dir/data" --address 127.0.0.1 --port "${S3RVER_PORT:-0}" \
-      --no-vhost-buckets </dev/null >>"$log" 2>&1 &
+      --no-vhost-buckets "${tls_args[@]}" </dev/null >>"$log" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/pid"
     deadline=$((SECONDS + timeout))
@@ -250,10 +297,10 @@ launch() {
         break
       fi
       port="$(sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$log" | head -n1)"
-      if [[ -n "$port" ]] && answers "http://127.0.0.1:$port/"; then
-        echo "http://127.0.0.1:$port" >"$dir/endpoint"
-        echo "s3rver.sh: s3rver pid $pid listening on http://127.0.0.1:$port (data $dir/data, log $log)" >&2
-        echo "http://127.0.0.1:$port"
+      if [[ -n "$port" ]] && answers "$scheme://127.0.0.1:$port/"; then
+        echo "$scheme://127.0.0.1:$port" >"$dir/endpoint"
+        echo "s3rver.sh: s3rver pid $pid listening on $scheme://127.0.0.1:$port (data $dir/data, log $log)" >&2
+        echo "$scheme://127.0.0.1:$port"
         return 0
       fi
       sleep 0.2
@@ -317,6 +364,9 @@ cmd_env() {
   printf 'export AWS_REGION=%q\n' "$REGION"
   printf 'export AWS_DEFAULT_REGION=%q\n' "$REGION"
   printf 'export AWS_ENDPOINT_URL=%q\n' "$endpoint"
+  if [[ "$endpoint" == https://* ]]; then
+    printf 'export AWS_CA_BUNDLE=%q\n' "$(cd "$1" && pwd)/tls/ca.pem"
+  fi
 }
 
 main() {

@@ -51,17 +51,20 @@ check_eq() {  # check_eq "description" expected actual
   if [[ "$2" == "$3" ]]; then log "ok: $1"; else fail "$1: expected '$2', got '$3'"; fi
 }
 
-# Starts the private s3rver and exports AWS_* for awscli and for s3cachefs.
+# Starts the private s3rver and exports AWS_* for awscli and for s3cachefs. start_server --tls
+# serves https with a CA of its own, exported as AWS_CA_BUNDLE.
 start_server() {
   mkdir -p "$E2E_TMP/s3"
-  "$E2E_REPO/scripts/s3rver.sh" start "$E2E_TMP/s3" >/dev/null
+  "$E2E_REPO/scripts/s3rver.sh" start "$E2E_TMP/s3" "$@" >/dev/null
   eval "$("$E2E_REPO/scripts/s3rver.sh" env "$E2E_TMP/s3")"
   E2E_ENDPOINT="$AWS_ENDPOINT_URL"
   log "s3rver at $E2E_ENDPOINT"
 }
 stop_server() { "$E2E_REPO/scripts/s3rver.sh" stop "$E2E_TMP/s3" >/dev/null; }
 restart_server() {  # same data dir, same port (mounts keep talking to it)
-  S3RVER_PORT="${E2E_ENDPOINT##*:}" "$E2E_REPO/scripts/s3rver.sh" start "$E2E_TMP/s3" >/dev/null
+  local tls=()
+  [[ "$E2E_ENDPOINT" != https://* ]] || tls=(--tls)
+  S3RVER_PORT="${E2E_ENDPOINT##*:}" "$E2E_REPO/scripts/s3rver.sh" start "$E2E_TMP/s3" "${tls[@]}" >/dev/null
   eval "$("$E2E_REPO/scripts/s3rver.sh" env "$E2E_TMP/s3")"
   E2E_ENDPOINT="$AWS_ENDPOINT_URL"
 }
