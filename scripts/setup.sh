@@ -24,7 +24,7 @@ readonly PACKAGES=(
   libfuse3-dev fuse3
   libcurl4-openssl-dev libssl-dev libsqlite3-dev sqlite3 libpugixml-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  awscli nodejs npm curl python3
+  awscli nodejs npm curl python3 openssl
   fio s3fs rclone gnuplot-nox
   clang-format clang-tidy attr rsync bc
 )
