@@ -28,6 +28,18 @@ cache::ObjectCacheConfig CacheConfigFor(const MountOptions& opts) {
   return config;
 }
 
+cache::DirPrefetchConfig DirPrefetchConfigFor(const MountOptions& opts) {
+  cache::DirPrefetchConfig config;
+  if (opts.dir_prefetch) config.lookahead = *opts.dir_prefetch;
+  return config;
+}
+
+cache::FilePrefetchConfig FilePrefetchConfigFor(const MountOptions& opts) {
+  cache::FilePrefetchConfig config;
+  if (opts.file_prefetch) config.lookahead = *opts.file_prefetch;
+  return config;
+}
+
 int ConnectionsFor(const cache::ObjectCacheConfig& config, int floor) {
   constexpr int kForMetadata = 8;
   return std::max(floor, config.download_threads + config.transfer.parallelism + kForMetadata);

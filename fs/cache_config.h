@@ -2,6 +2,8 @@
 // its transfers need.
 #pragma once
 
+#include "cache/dir_prefetcher.h"
+#include "cache/file_prefetcher.h"
 #include "cache/object_cache.h"
 #include "fs/options.h"
 
@@ -10,6 +12,10 @@ namespace s3cachefs::fs {
 // The cache configuration for opts: directory, validation, budget, write-back and transfers
 // (options left unset keep cache::ObjectCacheConfig's and s3::TransferTuning's defaults).
 cache::ObjectCacheConfig CacheConfigFor(const MountOptions& opts);
+
+// The prefetchers' configurations for opts (unset options keep their defaults).
+cache::DirPrefetchConfig DirPrefetchConfigFor(const MountOptions& opts);
+cache::FilePrefetchConfig FilePrefetchConfigFor(const MountOptions& opts);
 
 // Connections for the S3 client's pool: every download thread, one upload at full width and a
 // few for listings, HEADs and small PUTs at the same time; never fewer than `floor` (the

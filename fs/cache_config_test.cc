@@ -61,6 +61,14 @@ TEST(ConnectionsFor, EveryDownloadAndOneFullUploadAtOnce) {
   EXPECT_EQ(ConnectionsFor(wide, floor), 64 + 64 + 8);
 }
 
+TEST(PrefetchConfigFor, UnsetOptionsKeepThePrefetchersDefaults) {
+  EXPECT_EQ(DirPrefetchConfigFor(Parse({})).lookahead, cache::DirPrefetchConfig{}.lookahead);
+  EXPECT_EQ(FilePrefetchConfigFor(Parse({})).lookahead, cache::FilePrefetchConfig{}.lookahead);
+  const MountOptions set = Parse({"-o", "dir_prefetch=0,file_prefetch=3"});
+  EXPECT_EQ(DirPrefetchConfigFor(set).lookahead, 0u);
+  EXPECT_EQ(FilePrefetchConfigFor(set).lookahead, 3u);
+}
+
 // --help states the defaults; they are the cache's and the transfer code's.
 TEST(CacheConfigFor, HelpTextStatesTheDefaults) {
   const cache::ObjectCacheConfig d;
@@ -72,7 +80,10 @@ TEST(CacheConfigFor, HelpTextStatesTheDefaults) {
         "(default " + mib(d.transfer.multipart_threshold) + "; 5M..5G)",
         "the size of those parts (default " + mib(d.transfer.part_size),
         "parts in flight for one upload (default " + std::to_string(d.transfer.parallelism),
-        "default " + std::to_string(d.upload_threads) + "; 1..64)"}) {
+        "default " + std::to_string(d.upload_threads) + "; 1..64)",
+        "sibling directories in the background, all at once (default " +
+            std::to_string(cache::DirPrefetchConfig{}.lookahead) + ";",
+        "once (default " + std::to_string(cache::FilePrefetchConfig{}.lookahead) + "; 0: off)"}) {
     EXPECT_NE(help.find(expected), std::string::npos) << expected;
   }
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cache/local_overlay.h"
+#include "fs/cache_config.h"
 #include "fs/handles.h"
 #include "s3/log.h"
 
@@ -35,9 +36,8 @@ FileSystem::FileSystem(const MountOptions& options, cache::Namespace& names,
     : options_(options),
       names_(names),
       objects_(objects),
-      prefetcher_(names, cache::DirPrefetchConfig{.lookahead = options.dir_prefetch}),
-      file_prefetcher_(names, objects,
-                       cache::FilePrefetchConfig{.lookahead = options.file_prefetch}),
+      prefetcher_(names, DirPrefetchConfigFor(options)),
+      file_prefetcher_(names, objects, FilePrefetchConfigFor(options)),
       mount_time_(time(nullptr)),
       attr_timeout_(std::chrono::duration<double>(options.stat_ttl).count()),
       mount_root_(CanonicalPath(options.mountpoint)) {}

@@ -36,10 +36,12 @@ struct MountOptions {
   std::chrono::milliseconds stat_ttl{std::chrono::seconds(5)};
   std::chrono::milliseconds dir_ttl{std::chrono::seconds(30)};
   std::chrono::milliseconds negative_ttl{std::chrono::seconds(5)};
-  // Sibling directories listed ahead of a tree walk (cache/dir_prefetcher.h); 0 = off.
-  unsigned dir_prefetch = 16;
-  // Files fetched ahead of a directory scan (cache/file_prefetcher.h); 0 = off.
-  unsigned file_prefetch = 16;
+  // Sibling directories listed ahead of a tree walk (cache/dir_prefetcher.h); 0 = off; unset:
+  // the prefetcher's default.
+  std::optional<unsigned> dir_prefetch;
+  // Files fetched ahead of a directory scan (cache/file_prefetcher.h); 0 = off; unset: the
+  // prefetcher's default.
+  std::optional<unsigned> file_prefetch;
   // Write-back: sync = close returns once S3 has the file; async = once it is durable locally.
   bool write_back_async = false;
   // How long unmount waits for pending uploads before leaving them for the next mount.

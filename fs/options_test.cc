@@ -4,9 +4,6 @@
 
 #include <vector>
 
-#include "cache/dir_prefetcher.h"
-#include "cache/file_prefetcher.h"
-
 namespace s3cachefs::fs {
 namespace {
 
@@ -90,12 +87,12 @@ TEST(MountOptions, ErrorsNameTheArgument) {
 }
 
 TEST(MountOptions, DirPrefetch) {
-  EXPECT_EQ(Parse({"b", "/m"})->dir_prefetch, cache::DirPrefetchConfig{}.lookahead);
+  EXPECT_FALSE(Parse({"b", "/m"})->dir_prefetch.has_value());
   EXPECT_EQ(Parse({"b", "/m", "-o", "dir_prefetch=0"})->dir_prefetch, 0u);
   EXPECT_EQ(Parse({"b", "/m", "-o", "dir_prefetch=8"})->dir_prefetch, 8u);
   EXPECT_FALSE(Parse({"b", "/m", "-o", "dir_prefetch=65"}).ok());
   EXPECT_FALSE(Parse({"b", "/m", "-o", "dir_prefetch=x"}).ok());
-  EXPECT_EQ(Parse({"b", "/m"})->file_prefetch, cache::FilePrefetchConfig{}.lookahead);
+  EXPECT_FALSE(Parse({"b", "/m"})->file_prefetch.has_value());
   EXPECT_EQ(Parse({"b", "/m", "-o", "file_prefetch=0"})->file_prefetch, 0u);
   EXPECT_FALSE(Parse({"b", "/m", "-o", "file_prefetch=65"}).ok());
 }
