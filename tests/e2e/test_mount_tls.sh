@@ -10,19 +10,19 @@ start_server --tls
 CA="$AWS_CA_BUNDLE"
 make_bucket tlsbkt
 
-head -c $((3 << 20)) /dev/urandom >"$E2E_TMP/seed.bin"
-awsq s3 cp --quiet "$E2E_TMP/seed.bin" s3://tlsbkt/dir/seed.bin
-head -c $((40 << 20)) /dev/urandom >"$E2E_TMP/big.bin"
-head -c 4096 /dev/urandom >"$E2E_TMP/small.bin"
+REF="$E2E_TMP/ref"  # what the bucket must hold in the end
+mkdir -p "$REF/dir"
+head -c $((3 << 20)) /dev/urandom >"$REF/dir/seed.bin"
+awsq s3 cp --quiet "$REF/dir/seed.bin" s3://tlsbkt/dir/seed.bin
+head -c $((40 << 20)) /dev/urandom >"$REF/dir/big.bin"
+head -c 4096 /dev/urandom >"$REF/small.bin"
 
 mount_fs m tlsbkt
-check_eq "a seeded object reads over https" "$(sha <"$E2E_TMP/seed.bin")" "$(sha <"$MNT/dir/seed.bin")"
-cp "$E2E_TMP/big.bin" "$MNT/dir/big.bin"
-cp "$E2E_TMP/small.bin" "$MNT/small.bin"
+check_eq "a seeded object reads over https" "$(sha <"$REF/dir/seed.bin")" "$(sha <"$MNT/dir/seed.bin")"
+cp "$REF/dir/big.bin" "$MNT/dir/big.bin"
+cp "$REF/small.bin" "$MNT/small.bin"
 unmount_fs "$MNT" "$MNT_PID"
-check_eq "what S3 holds (awscli over https)" \
-  "$(cd "$E2E_TMP" && sha256sum big.bin seed.bin | sed 's|  |  dir/|'; cd "$E2E_TMP" && sha256sum small.bin)" \
-  "$(s3_sums tlsbkt)"
+check_eq "what S3 holds (awscli over https)" "$(local_sums "$REF")" "$(s3_sums tlsbkt)"
 parts=$(awsq s3api head-object --bucket tlsbkt --key dir/big.bin --query ETag --output text)
 [[ "$parts" == *-* ]] || fail "the 40 MiB file was not uploaded in parts: ETag $parts"
 log "ok: the 40 MiB file went up in parts (ETag $parts)"
@@ -52,7 +52,7 @@ AWS_CA_BUNDLE="$E2E_TMP/nosuch.pem" expect_fail "a CA bundle that does not exist
 
 # -o ca_bundle overrides the environment; a second mount of the same cache serves what it kept.
 AWS_CA_BUNDLE="$E2E_TMP/other.pem" mount_fs m tlsbkt "ca_bundle=$CA"
-check_eq "-o ca_bundle= over AWS_CA_BUNDLE: reads" "$(sha <"$E2E_TMP/big.bin")" "$(sha <"$MNT/dir/big.bin")"
+check_eq "-o ca_bundle= over AWS_CA_BUNDLE: reads" "$(sha <"$REF/dir/big.bin")" "$(sha <"$MNT/dir/big.bin")"
 echo "written with -o ca_bundle" >"$MNT/note.txt"
 unmount_fs "$MNT" "$MNT_PID"
 check_eq "-o ca_bundle= over AWS_CA_BUNDLE: the write is in S3" "written with -o ca_bundle" \
