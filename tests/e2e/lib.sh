@@ -51,6 +51,23 @@ check_eq() {  # check_eq "description" expected actual
   if [[ "$2" == "$3" ]]; then log "ok: $1"; else fail "$1: expected '$2', got '$3'"; fi
 }
 
+# expect_fail "what" "message regex" ARGS...: `s3cachefs ARGS...` must exit non-zero, with a
+# message matching the regex, and leave nothing mounted at $E2E_TMP/mp (the mountpoint the tests
+# give the mounts that must fail; made here).
+expect_fail() {
+  local what=$1 pattern=$2 out rc=0
+  shift 2
+  mkdir -p "$E2E_TMP/mp"
+  out=$(timeout 60 "$E2E_BIN" "$@" 2>&1) || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    fusermount3 -u "$E2E_TMP/mp" 2>/dev/null || true
+    fail "$what: exited 0"
+  fi
+  [[ "$out" =~ $pattern ]] || fail "$what: message '$out' does not match /$pattern/"
+  mountpoint -q "$E2E_TMP/mp" && fail "$what: left a mount behind"
+  log "ok: $what -> $out"
+}
+
 # Starts the private s3rver and exports AWS_* for awscli and for s3cachefs. start_server --tls
 # serves https with a CA of its own, exported as AWS_CA_BUNDLE.
 start_server() {

@@ -8,15 +8,6 @@ start_server
 make_bucket okbucket
 mkdir -p "$E2E_TMP/mp"
 
-expect_fail() {  # expect_fail "what" "message regex" args...
-  local what=$1 pattern=$2; shift 2
-  local out rc=0
-  out=$(timeout 60 "$E2E_BIN" "$@" 2>&1) || rc=$?
-  [[ $rc -ne 0 ]] || fail "$what: exited 0"
-  [[ "$out" =~ $pattern ]] || fail "$what: message '$out' does not match /$pattern/"
-  mountpoint -q "$E2E_TMP/mp" && fail "$what: left a mount behind"
-  log "ok: $what -> $out"
-}
 base="endpoint=$E2E_ENDPOINT,cache_dir=$E2E_TMP/cache"
 expect_fail "unknown bucket" "bucket.*nosuch.*(not exist|no such)|nosuch.*does not exist" nosuch "$E2E_TMP/mp" -o "$base"
 AWS_ACCESS_KEY_ID=WRONGKEY expect_fail "unknown access key" "[Aa]ccess key|credentials" okbucket "$E2E_TMP/mp" -o "$base"
