@@ -63,11 +63,12 @@ struct ObjectCacheConfig {
   std::string bucket;  // part of each file's hash, so two buckets can share a directory
   std::chrono::seconds revalidate{std::chrono::seconds(30)};
   // The largest ranged GET, and (below) how many run at once. Against a distant endpoint each
-  // connection is slow and only GETs in flight add up: a cold 1 GiB read through a proxy with
-  // 20 ms round trips and 25 MB/s per connection ran at 47 MB/s with 4 GETs of 32 MiB (2 in
-  // flight), 189 with 16 of 16 MiB; from the local s3rver neither was consistently ahead
-  // (bench/README.md).
-  // Random readers are not affected (their requests are as large as what they wait for).
+  // connection is slow and only GETs in flight add up: the first 512 MiB of a cold read through
+  // a proxy with 20 ms round trips and 25 MB/s per connection ran at 160-206 MB/s with 16 GETs
+  // of 16 MiB in flight, 231-295 with 32; from the local s3rver both read alike (medians of 8
+  // alternating rounds 451 and 449 MB/s; 8 MiB GETs and fewer in flight were slower there).
+  // See bench/README.md. Random readers are not affected (their requests are as large as what
+  // they wait for).
   uint64_t chunk_size = 16ull << 20;
   // Partial fetches (cache/download.h): objects up to fetch_whole_max bytes are fetched whole
   // when opened; larger ones in blocks of block_size as they are read, plus a read-ahead of
@@ -82,8 +83,8 @@ struct ObjectCacheConfig {
   uint64_t fetch_whole_max = 8ull << 20;
   uint64_t readahead_max = 64ull << 20;
   std::chrono::milliseconds partial_grace{std::chrono::seconds(30)};
-  int download_threads = 16;     // ranged GETs in flight, all downloads together
-  int parallel_per_object = 16;  // ranged GETs in flight for one object
+  int download_threads = 32;     // ranged GETs in flight, all downloads together
+  int parallel_per_object = 32;  // ranged GETs in flight for one object
   std::chrono::milliseconds read_timeout{std::chrono::seconds(120)};  // a reader's deadline
   bool verify_md5 = true;  // check single-part ETags against the bytes
   // How often access and validation times, kept in memory on the read path, are written to

@@ -37,11 +37,11 @@ TEST(CacheConfigFor, UnsetTransferOptionsKeepTheCacheDefaults) {
 TEST(CacheConfigFor, TransferOptions) {
   const cache::ObjectCacheConfig c = CacheConfigFor(
       Parse({"-o",
-             "get_size=8M,parallel_gets=16,multipart_threshold=64M,part_size=5M,"
+             "get_size=4M,parallel_gets=48,multipart_threshold=64M,part_size=5M,"
              "parallel_parts=32,parallel_uploads=2,write_back=async,cache_max_age=1d"}));
-  EXPECT_EQ(c.chunk_size, 8u << 20);
-  EXPECT_EQ(c.parallel_per_object, 16);
-  EXPECT_EQ(c.download_threads, 16);  // one object can use them all
+  EXPECT_EQ(c.chunk_size, 4u << 20);
+  EXPECT_EQ(c.parallel_per_object, 48);
+  EXPECT_EQ(c.download_threads, 48);  // one object can use them all
   EXPECT_EQ(c.transfer.multipart_threshold, 64u << 20);
   EXPECT_EQ(c.transfer.part_size, 5u << 20);
   EXPECT_EQ(c.transfer.parallelism, 32);
@@ -55,7 +55,10 @@ TEST(CacheConfigFor, TransferOptions) {
 
 TEST(ConnectionsFor, EveryDownloadAndOneFullUploadAtOnce) {
   const int floor = s3::ClientConfig{}.max_connections;
-  EXPECT_EQ(ConnectionsFor(CacheConfigFor(Parse({})), floor), floor);
+  const cache::ObjectCacheConfig d = CacheConfigFor(Parse({}));
+  // Every download thread, one upload's parts and a few for metadata; never below the floor.
+  EXPECT_EQ(ConnectionsFor(d, floor), 32 + 8 + 8);
+  EXPECT_EQ(ConnectionsFor(d, 1000), 1000);
   const cache::ObjectCacheConfig wide =
       CacheConfigFor(Parse({"-o", "parallel_gets=64,parallel_parts=64"}));
   EXPECT_EQ(ConnectionsFor(wide, floor), 64 + 64 + 8);

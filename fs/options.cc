@@ -375,7 +375,7 @@ Cache options:
 
 Transfers:
   -o get_size=SIZE       the largest ranged GET (default 16M; 1M..1G)
-  -o parallel_gets=N     ranged GETs in flight for one object (default 16; 1..64)
+  -o parallel_gets=N     ranged GETs in flight for one object (default 32; 1..64)
   -o multipart_threshold=SIZE  files at least this large are uploaded in parts
                          (default 16M; 5M..5G)
   -o part_size=SIZE      the size of those parts (default 16M; 5M..5G; grown where a file
